@@ -1,0 +1,1 @@
+"""EmbedTune HTTP API (FastAPI). Thin routes over ``core``."""

@@ -1,0 +1,1 @@
+"""The ``embedtune`` command line."""

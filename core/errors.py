@@ -1,0 +1,78 @@
+"""Domain errors: each carries a machine-readable ``code`` and, where known, the ``param``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CoreError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or type(self).code
+        self.param = param
+
+
+class NotFound(CoreError):
+    code = "not_found"
+
+
+class Conflict(CoreError):
+    code = "conflict"
+
+
+class InvalidInput(CoreError):
+    code = "invalid_input"
+
+
+class Overloaded(CoreError):
+    code = "overloaded"
+
+
+class Transient(CoreError):
+    code = "transient"
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """One problem in a data file, located well enough for a person to fix it."""
+
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    expected: str | None = None
+
+    def __str__(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
+        parts = [where] if where else []
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        text = ", ".join(parts)
+        msg = f"{text}: {self.message}" if text else self.message
+        return f"{msg} (expected {self.expected})" if self.expected else msg
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class DatasetInvalid(InvalidInput):
+    """A dataset failed validation; ``issues`` lists every problem found (capped)."""
+
+    issues: list[DataIssue] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        first = self.issues[0] if self.issues else None
+        more = f" (+{len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        InvalidInput.__init__(
+            self,
+            f"{first}{more}" if first else "invalid dataset",
+            code=first.code if first else "invalid_dataset",
+            param=first.field if first else None,
+        )

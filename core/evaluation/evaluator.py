@@ -1,0 +1,145 @@
+"""Retrieval evaluation: encode (cached), index with Faiss, search, score against qrels."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from core.datasets.model import RetrievalDataset
+from core.errors import InvalidInput
+from core.evaluation.metrics import K_VALUES, evaluate_run, rank
+from core.evaluation.report import EvalReport, QueryResult
+from core.indexing.faiss_index import IndexSpec, VectorIndex
+from core.models.cache import CacheKey, EmbeddingCache
+from core.models.embedder import Embedder, Side
+
+StageProgress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` with stage in encode_corpus, encode_queries, index."""
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    split: str = "test"
+    k_values: tuple[int, ...] = K_VALUES
+    top_k: int = 100  # documents retrieved and saved per query
+    index: IndexSpec = field(default_factory=IndexSpec)
+
+
+def encode_cached(
+    embedder: Embedder,
+    texts: list[str],
+    side: Side,
+    cache: EmbeddingCache | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Embeddings of ``texts`` and how many were served from the cache."""
+    if cache is None:
+        return embedder.encode(texts, side, progress), 0
+    key = CacheKey(
+        embedder.fingerprint,
+        embedder.instruction(side),
+        embedder.max_seq_length,
+        embedder.config.normalize,
+    )
+    vectors, stats = cache.get_or_encode(
+        key, texts, lambda miss: embedder.encode(miss, side, progress)
+    )
+    if progress:
+        progress(len(texts), len(texts))
+    return vectors, stats.hits
+
+
+def evaluate(
+    dataset: RetrievalDataset,
+    embedder: Embedder,
+    spec: EvalSpec = EvalSpec(),
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: StageProgress | None = None,
+) -> EvalReport:
+    """Score ``embedder`` on the judged queries of ``spec.split``."""
+    qrels = dataset.split_qrels(spec.split)
+    judged = {
+        q: r for q, r in qrels.items() if q in dataset.queries and any(g > 0 for g in r.values())
+    }
+    if not judged or not dataset.corpus:
+        raise InvalidInput(
+            f"split '{spec.split}' has no query with a relevant document",
+            code="no_judged_queries",
+            param="split",
+        )
+    timings: dict[str, float] = {}
+    stage = _stage_reporter(progress)
+
+    t0 = time.perf_counter()
+    doc_ids = list(dataset.corpus)
+    doc_texts = [dataset.corpus[d].full_text for d in doc_ids]
+    doc_vecs, doc_hits = encode_cached(
+        embedder, doc_texts, "document", cache, stage("encode_corpus")
+    )
+    timings["encode_corpus"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    query_ids = list(judged)
+    query_vecs, _ = encode_cached(
+        embedder,
+        [dataset.queries[q].text for q in query_ids],
+        "query",
+        cache,
+        stage("encode_queries"),
+    )
+    timings["encode_queries"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    index = VectorIndex.build(doc_vecs, doc_ids, spec.index, progress=stage("index"))
+    timings["index"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    top_ids, top_scores = index.search(query_vecs, min(spec.top_k, len(doc_ids)))
+    run = {
+        q: dict(zip(ids, map(float, scores), strict=False))
+        for q, ids, scores in zip(query_ids, top_ids, top_scores, strict=True)
+    }
+    timings["search"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    means, per_query = evaluate_run(run, judged, spec.k_values)
+    timings["metrics"] = time.perf_counter() - t0
+    return EvalReport(
+        model=embedder.model.ref,
+        model_fingerprint=embedder.fingerprint,
+        dataset=dataset.name,
+        split=spec.split,
+        num_queries=len(judged),
+        num_documents=len(doc_ids),
+        metrics=means,
+        per_query={q: _query_result(run[q], judged[q], per_query[q]) for q in query_ids},
+        timings=timings,
+        cache={"corpus_hits": doc_hits, "corpus_misses": len(set(doc_texts)) - doc_hits},
+        model_config={**asdict(embedder.config), "max_seq_length": embedder.max_seq_length},
+    )
+
+
+def _query_result(
+    scores: dict[str, float], relevant: dict[str, int], metrics: dict[str, float]
+) -> QueryResult:
+    ranked = rank(scores)
+    position = {d: i + 1 for i, d in enumerate(ranked)}
+    return QueryResult(
+        metrics=metrics,
+        relevant_ranks={d: position.get(d) for d, g in relevant.items() if g > 0},
+        top_ids=ranked,
+        top_scores=[scores[d] for d in ranked],
+    )
+
+
+def _stage_reporter(progress: StageProgress | None):
+    def for_stage(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
+
+    return for_stage

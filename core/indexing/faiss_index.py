@@ -1,0 +1,207 @@
+"""Faiss inner-product index over L2-normalized float32 vectors, keyed by doc id.
+
+The caller normalizes; on normalized vectors inner product is cosine similarity. Flat search
+is exact; IVF and HNSW trade a little recall for speed on large corpora. A GPU is used for
+flat and IVF indexes when faiss was built with GPU support and sees a device (HNSW has no
+faiss GPU implementation and stays on the CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from core.errors import InvalidInput, NotFound
+
+AUTO_FLAT_MAX = 200_000
+"""``kind="auto"`` builds an exact flat index up to this many vectors, IVF above."""
+ADD_CHUNK = 16_384
+IVF_TRAIN_PER_LIST = 256
+INDEX_FILE, IDS_FILE, SPEC_FILE = "index.faiss", "ids.json", "spec.json"
+
+Progress = Callable[[int, int], None]
+"""Called with (vectors added so far, total) after each chunk."""
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """How to index: ``nlist`` None means ``4 * sqrt(n)``; ``use_gpu`` None means when available."""
+
+    kind: Literal["flat", "ivf", "hnsw", "auto"] = "auto"
+    nlist: int | None = None
+    nprobe: int = 32
+    hnsw_m: int = 32
+    ef_search: int = 128
+    use_gpu: bool | None = None
+
+    def resolved(self, n: int) -> IndexSpec:
+        """This spec with ``kind`` and, for IVF, ``nlist`` fixed for ``n`` vectors."""
+        kind = self.kind
+        if kind == "auto":
+            kind = "flat" if n <= AUTO_FLAT_MAX else "ivf"
+        if kind not in ("flat", "ivf", "hnsw"):
+            raise InvalidInput(f"unknown index kind '{kind}'", param="kind")
+        nlist = self.nlist
+        if kind == "ivf":
+            nlist = max(1, min(n, nlist or round(4 * math.sqrt(n))))
+        return dataclasses.replace(self, kind=kind, nlist=nlist)
+
+
+def gpu_available() -> bool:
+    """True when faiss was built with GPU support and sees at least one device."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+@functools.cache
+def _gpu_resources() -> Any:
+    return faiss.StandardGpuResources()
+
+
+def _wants_gpu(spec: IndexSpec) -> bool:
+    if spec.use_gpu and not gpu_available():
+        raise InvalidInput("use_gpu is set but faiss sees no GPU", param="use_gpu")
+    use = gpu_available() if spec.use_gpu is None else spec.use_gpu
+    return use and spec.kind != "hnsw"
+
+
+def _as_matrix(x: np.ndarray, dim: int | None, param: str) -> np.ndarray:
+    """``x`` as a C-contiguous float32 (n, dim) matrix, or ``InvalidInput``."""
+    x = np.asarray(x)
+    if x.ndim != 2 or (dim is not None and x.shape[1] != dim) or x.shape[1] == 0:
+        want = f"(n, {dim})" if dim is not None else "(n, dim)"
+        raise InvalidInput(f"{param} must have shape {want}, got {x.shape}", param=param)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InvalidInput(f"{param} must be floating point, got {x.dtype}", param=param)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise InvalidInput(f"{param} contains NaN or infinite values", param=param)
+    return x
+
+
+def _new_index(dim: int, spec: IndexSpec) -> Any:
+    if spec.kind == "hnsw":
+        return faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "ivf":
+        quantizer = faiss.IndexFlatIP(dim)
+        return faiss.IndexIVFFlat(quantizer, dim, spec.nlist, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexFlatIP(dim)
+
+
+def _to_device(index: Any, spec: IndexSpec) -> tuple[Any, bool]:
+    """CPU ``index`` with its search parameters set, moved to GPU 0 when the spec wants it."""
+    if spec.kind == "ivf":
+        faiss.extract_index_ivf(index).nprobe = min(spec.nprobe, spec.nlist or 1)
+    elif spec.kind == "hnsw":
+        index.hnsw.efSearch = spec.ef_search
+    on_gpu = _wants_gpu(spec)
+    if on_gpu:  # the GPU copy keeps nprobe
+        index = faiss.index_cpu_to_gpu(_gpu_resources(), 0, index)
+    return index, on_gpu
+
+
+class VectorIndex:
+    """A faiss index plus the doc id of each row; scores are inner products."""
+
+    def __init__(self, index: Any, ids: list[str], spec: IndexSpec, on_gpu: bool) -> None:
+        self._index = index
+        self.ids = ids
+        self.spec = spec
+        self.on_gpu = on_gpu
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        ids: list[str],
+        spec: IndexSpec = IndexSpec(),
+        progress: Progress | None = None,
+    ) -> VectorIndex:
+        """Index ``vectors`` (row i is doc ``ids[i]``), adding in chunks that report progress."""
+        vectors = _as_matrix(vectors, None, "vectors")
+        n = len(vectors)
+        if n == 0 or n != len(ids):
+            msg = f"need one id per vector, got {n} vectors and {len(ids)} ids"
+            raise InvalidInput(msg, param="ids")
+        if len(set(ids)) != n:
+            raise InvalidInput("doc ids must be unique", param="ids")
+        spec = spec.resolved(n)
+        index, on_gpu = _to_device(_new_index(vectors.shape[1], spec), spec)
+        if spec.kind == "ivf":
+            index.train(_train_sample(vectors, spec.nlist or 1))
+        for start in range(0, n, ADD_CHUNK):
+            index.add(vectors[start : start + ADD_CHUNK])
+            if progress is not None:
+                progress(min(start + ADD_CHUNK, n), n)
+        return cls(index, list(ids), spec, on_gpu)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def search(
+        self, queries: np.ndarray, k: int, batch_size: int = 1024
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """Top-``k`` doc ids per query (``k`` capped at the index size) and their scores.
+
+        Slots faiss could not fill (possible with IVF and HNSW) are left out of the id lists
+        and hold ``-inf`` in the (n_queries, k) score matrix.
+        """
+        if k < 1 or batch_size < 1:
+            raise InvalidInput("k and batch_size must be >= 1", param="k")
+        queries = _as_matrix(queries, self.dim, "queries")
+        k = min(k, len(self))
+        scores = np.empty((len(queries), k), dtype=np.float32)
+        labels = np.empty((len(queries), k), dtype=np.int64)
+        for start in range(0, len(queries), batch_size):
+            stop = start + batch_size
+            scores[start:stop], labels[start:stop] = self._index.search(queries[start:stop], k)
+        scores[labels < 0] = -np.inf
+        hits = [[self.ids[j] for j in row if j >= 0] for row in labels.tolist()]
+        return hits, scores
+
+    def save(self, directory: str | Path) -> None:
+        """Write the index, ids and spec to ``directory`` (a GPU index is saved as CPU)."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        faiss.write_index(index, str(path / INDEX_FILE))
+        (path / IDS_FILE).write_text(json.dumps(self.ids))
+        (path / SPEC_FILE).write_text(json.dumps(dataclasses.asdict(self.spec)))
+
+    @classmethod
+    def load(cls, directory: str | Path, use_gpu: bool | None = None) -> VectorIndex:
+        """Read an index written by ``save``; ``use_gpu`` as in ``IndexSpec``."""
+        path = Path(directory)
+        missing = [f for f in (INDEX_FILE, IDS_FILE, SPEC_FILE) if not (path / f).is_file()]
+        if missing:
+            msg = f"no saved index in {path} (missing {', '.join(missing)})"
+            raise NotFound(msg, param="directory")
+        spec = IndexSpec(**json.loads((path / SPEC_FILE).read_text()))
+        spec = dataclasses.replace(spec, use_gpu=use_gpu)
+        ids = json.loads((path / IDS_FILE).read_text())
+        index, on_gpu = _to_device(faiss.read_index(str(path / INDEX_FILE)), spec)
+        if index.ntotal != len(ids):
+            msg = f"{path} holds {index.ntotal} vectors but {len(ids)} ids"
+            raise InvalidInput(msg, param="ids")
+        return cls(index, ids, spec, on_gpu)
+
+
+def _train_sample(vectors: np.ndarray, nlist: int) -> np.ndarray:
+    """At most ``IVF_TRAIN_PER_LIST * nlist`` rows, drawn without replacement (seeded)."""
+    limit = IVF_TRAIN_PER_LIST * nlist
+    if len(vectors) <= limit:
+        return vectors
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), limit, replace=False))
+    return vectors[rows]

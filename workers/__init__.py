@@ -1,0 +1,1 @@
+"""Celery workers: thin task adapters over ``core`` job functions."""
