@@ -1,1 +1,1 @@
-"""EmbedTune domain library: datasets, models, indexing and evaluation. Imports no web or queue code."""
+"""EmbedTune domain: datasets, models, training, indexing, evaluation and jobs; no web code."""

@@ -37,6 +37,10 @@ class Transient(CoreError):
     code = "transient"
 
 
+class Cancelled(CoreError):
+    code = "cancelled"
+
+
 @dataclass(frozen=True)
 class DataIssue:
     """One problem in a data file, located well enough for a person to fix it."""
@@ -76,3 +80,7 @@ class DatasetInvalid(InvalidInput):
             code=first.code if first else "invalid_dataset",
             param=first.field if first else None,
         )
+
+
+class TooLarge(CoreError):
+    code = "too_large"

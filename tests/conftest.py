@@ -21,7 +21,8 @@ def sample_texts(limit: int = 400) -> list[str]:
 def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     """A 2-layer BERT (hidden 32) with a WordPiece vocab trained here; mean pooling, normalized."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -29,8 +30,7 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(sample_texts(), vocab_size=3000, min_frequency=2)
-    wordpiece.save_model(str(raw))
-    BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True).save_pretrained(raw)
+    BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=True).save_pretrained(raw)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=wordpiece.get_vocab_size(),

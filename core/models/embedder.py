@@ -51,9 +51,12 @@ class Embedder:
         out = np.empty((len(texts), self.st.get_embedding_dimension() or 0), np.float32)
         for start in range(0, len(texts), CHUNK):
             idx = order[start : start + CHUNK]
-            out[idx] = self.st.encode(
+            # encode_query / encode_document route through a query-side Router (adapters);
+            # an explicit prompt ("" included) overrides any prompt saved with the model.
+            encode = self.st.encode_query if side == "query" else self.st.encode_document
+            out[idx] = encode(
                 [texts[i] for i in idx],
-                prompt=self.instruction(side) or None,
+                prompt=self.instruction(side),
                 batch_size=self.batch_size,
                 normalize_embeddings=self.config.normalize,
                 convert_to_numpy=True,

@@ -38,6 +38,18 @@ class ResolvedModel:
         return self.ref
 
 
+def check_reference(ref: str, *, models_dir: Path | None = None) -> Source:
+    """The source ``ref`` would resolve from, without loading or downloading anything."""
+    ref = (ref or "").strip()
+    if Path(ref).expanduser().is_dir() or _packaged_dir(ref) is not None:
+        return resolve_model(ref, models_dir=models_dir).source
+    if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
+        return "embedtune"
+    if _HUB_ID.match(ref) and ".." not in ref:
+        return "hub"
+    return resolve_model(ref, models_dir=models_dir).source  # raises the precise error
+
+
 def resolve_model(ref: str, *, models_dir: Path | None = None) -> ResolvedModel:
     """Resolve, in order: a local directory, an EmbedTune model id under ``models_dir``, a
     packaged model, then a hub id (from the local hub cache, or downloaded when online)."""

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import pytrec_eval
-from core.datasets.io import load_dataset
 
+from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput, NotFound
 from core.evaluation.evaluator import EvalSpec, evaluate
@@ -43,8 +43,8 @@ def test_report_covers_every_judged_query(cached_run: tuple[EvalReport, Embeddin
         for k in (1, 3, 5, 10, 100)
     }
     assert all(0.0 <= v <= 1.0 for v in report.metrics.values())
-    # A random-weight model still ranks by shared word pieces: far above chance (~0.005).
-    assert 0.05 < report.metrics["ndcg@10"] < 0.9
+    # A random-weight model still ranks by shared word pieces: well above chance (~0.003).
+    assert 0.01 < report.metrics["ndcg@10"] < 0.9
     assert report.metrics["recall@100"] >= report.metrics["recall@10"]
     result = next(iter(report.per_query.values()))
     assert len(result.top_ids) == 100 and result.top_scores == sorted(

@@ -1,0 +1,86 @@
+"""One table from domain errors to HTTP statuses; OpenAI-style error bodies."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from core.errors import (
+    Cancelled,
+    Conflict,
+    CoreError,
+    DatasetInvalid,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    TooLarge,
+    Transient,
+)
+
+log = logging.getLogger("embedtune.api")
+
+STATUS_OF: tuple[tuple[type[CoreError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Cancelled, 409),
+    (TooLarge, 413),
+    (InvalidInput, 422),
+    (Overloaded, 429),
+    (Transient, 503),
+)
+TYPE_OF = {
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+def error_body(code: str, message: str, param: str | None, status: int, **extra: object) -> dict:
+    kind = TYPE_OF.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"code": code, "message": message, "param": param, "type": kind, **extra}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CoreError)
+    async def core_error(_: Request, exc: CoreError) -> JSONResponse:
+        status = next((s for cls, s in STATUS_OF if isinstance(exc, cls)), 400)
+        extra = (
+            {"issues": [i.as_dict() for i in exc.issues]} if isinstance(exc, DatasetInvalid) else {}
+        )
+        headers = {"Retry-After": "1"} if status == 429 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.param, status, **extra), status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        message = f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid request')}"
+        return JSONResponse(error_body("invalid_request", message, ".".join(loc) or None, 422), 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail), None, exc.status_code),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex
+        log.exception("unhandled error %s on %s %s", request_id, request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", f"internal error (request id {request_id})", None, 500),
+            500,
+        )

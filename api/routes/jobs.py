@@ -1,0 +1,79 @@
+"""/v1/jobs: submit, list, read, events, metrics, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from api.deps import EnqueueDep, FactoryDep, JobDep, SessionDep
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
+from core.jobs import service
+from core.jobs.specs import JobRequest, JobStatus, JobType
+from core.store import repos
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def submit_job(
+    request: Annotated[JobRequest, Body()],
+    factory: FactoryDep,
+    enqueue: EnqueueDep,
+    response: Response,
+) -> JobRead:
+    """Queue a job; it runs on a worker. Poll ``Location`` for its status."""
+    job = service.submit_job(factory, request, enqueue=enqueue)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobRead.of(job)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    type: JobType | None = None,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    rows, total = repos.list_jobs(session, type=type, status=status, limit=limit, offset=offset)
+    return JobPage(items=[JobRead.of(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobRead)
+def get_job(job: JobDep) -> JobRead:
+    return JobRead.of(job)
+
+
+@router.get("/{job_id}/events", response_model=list[JobEventRead])
+def job_events(
+    job: JobDep,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="Return events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[JobEventRead]:
+    rows = repos.list_events(session, job_id=job.id, after=after, limit=limit)
+    return [JobEventRead.model_validate(r) for r in rows]
+
+
+@router.get("/{job_id}/metrics", response_model=JobMetrics)
+def job_metrics(
+    job: JobDep,
+    session: SessionDep,
+    name: Annotated[list[str] | None, Query(description="Only these series.")] = None,
+) -> JobMetrics:
+    series = repos.metric_series(session, job_id=job.id, names=name)
+    return JobMetrics(
+        job_id=job.id,
+        series={
+            k: [MetricPoint(step=s, value=v, at=a) for s, v, a in points]
+            for k, points in series.items()
+        },
+    )
+
+
+@router.post("/{job_id}/cancel", response_model=JobRead)
+def cancel_job(job: JobDep, factory: FactoryDep) -> JobRead:
+    """Cancel: a queued job never starts; a running one stops at its next step."""
+    return JobRead.of(service.cancel_job(factory, job_id=job.id))

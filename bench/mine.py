@@ -1,0 +1,241 @@
+"""Benchmark `embedtune mine` against sentence-transformers' `mine_hard_negatives`.
+
+Same dataset, model, settings and process, both searching an exact faiss flat index: seconds
+with encoding (cold caches) and without (warm caches: each loads its saved embeddings), the
+ratio of the two, and how much the two negative sets overlap. ``--sweep`` instead measures
+what the window, margin and sampling do on the split (the figures behind MiningSpec's
+defaults): hidden positives mined as negatives, score distributions, candidates removed.
+
+    python bench/mine.py [--dataset ../shared/datasets/scifact] [--model REF] [--split train]
+    python bench/mine.py --sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+from sentence_transformers.util import mine_hard_negatives
+
+from core.datasets.io import load_dataset
+from core.datasets.model import RetrievalDataset
+from core.evaluation.evaluator import encode_cached
+from core.indexing.faiss_index import IndexSpec, VectorIndex
+from core.mining import MiningSpec, ScoreSummary, mine_negatives, select_negatives
+from core.mining.miner import query_rng
+from core.models.cache import EmbeddingCache
+from core.models.embedder import Embedder, load_embedder
+
+DEFAULT_DATASET = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "scifact"
+FLAT = IndexSpec(kind="flat")
+Negatives = dict[str, set[str]]  # query text -> negative texts
+
+
+def ours(ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path) -> tuple:
+    t0 = time.perf_counter()
+    mined, report = mine_negatives(ds, embedder, spec, cache=EmbeddingCache(cache))
+    seconds = time.perf_counter() - t0
+    negatives = {
+        ds.queries[q].text: {ds.corpus[d].full_text for d in mined.negatives[q]}
+        for q in ds.split_qrels(spec.split)
+        if q in mined.negatives
+    }
+    return seconds, negatives, report
+
+
+def theirs(ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path) -> tuple:
+    """sentence-transformers on (query, positive) rows of the split, the corpus as candidates."""
+    pairs = [
+        (ds.queries[q].text, ds.corpus[d].full_text)
+        for q, judged in ds.split_qrels(spec.split).items()
+        for d, grade in judged.items()
+        if grade > 0 and q in ds.queries and d in ds.corpus
+    ]
+    rows = Dataset.from_dict({"query": [q for q, _ in pairs], "positive": [p for _, p in pairs]})
+    random.seed(spec.seed)
+    t0 = time.perf_counter()
+    out = mine_hard_negatives(
+        rows,
+        embedder.st,
+        corpus=[doc.full_text for doc in ds.corpus.values()],
+        range_min=spec.range_min,
+        range_max=spec.range_max,
+        num_negatives=spec.num_negatives,
+        sampling_strategy=spec.sampling,
+        relative_margin=spec.relative_margin,
+        absolute_margin=spec.absolute_margin,
+        max_score=spec.max_score,
+        batch_size=embedder.batch_size,
+        use_faiss=True,
+        cache_folder=str(cache),
+        output_format="labeled-pair",
+        verbose=False,
+    )
+    seconds = time.perf_counter() - t0
+    negatives: Negatives = {}
+    for row in out:
+        if row["label"] == 0:
+            negatives.setdefault(row["query"], set()).add(row["positive"])
+    return seconds, negatives
+
+
+def overlap(a: Negatives, b: Negatives) -> str:
+    shared = sum(len(a[q] & b.get(q, set())) for q in a)
+    total_a, total_b = sum(map(len, a.values())), sum(map(len, b.values()))
+    union = total_a + total_b - shared
+    return f"{shared / max(total_a, 1):.1%} of ours in theirs, Jaccard {shared / max(union, 1):.3f}"
+
+
+def bench(ds: RetrievalDataset, embedder: Embedder, split: str) -> None:
+    spec = MiningSpec(split=split, index=FLAT)
+    print(f"{'run':<48}{'ours s':>9}{'theirs s':>10}{'ratio':>8}  overlap")
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_cache, st_cache = Path(tmp) / "ours", Path(tmp) / "st"
+        runs = [
+            ("defaults (random), cold: encode + mine", spec),
+            ("defaults (random), warm: cached embeddings", spec),
+            ("sampling top", dataclasses.replace(spec, sampling="top")),
+            ("sampling top, range_min 0", dataclasses.replace(spec, sampling="top", range_min=0)),
+        ]
+        for name, run_spec in runs:
+            t_st, st_negs = theirs(ds, embedder, run_spec, st_cache)
+            t_ours, our_negs, report = ours(ds, embedder, run_spec, ours_cache)
+            ratio = t_ours / t_st
+            print(
+                f"{name:<48}{t_ours:>9.2f}{t_st:>10.2f}{ratio:>8.3f}  {overlap(our_negs, st_negs)}"
+            )
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    print(f"ours, last run: {stages}; {report.negatives} negatives for {report.queries} queries")
+
+
+def sweep(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> None:
+    """Figures for the defaults: top-200 retrieved once, then each setting's filters."""
+    qrels = {q: {d for d, g in r.items() if g > 0} for q, r in ds.split_qrels(split).items()}
+    qids = [q for q, docs in qrels.items() if docs]
+    doc_ids = list(ds.corpus)
+    store = EmbeddingCache(cache)
+    doc_vecs, _ = encode_cached(
+        embedder, [ds.corpus[d].full_text for d in doc_ids], "document", store
+    )
+    query_vecs, _ = encode_cached(embedder, [ds.queries[q].text for q in qids], "query", store)
+    ids, scores = VectorIndex.build(doc_vecs, doc_ids, FLAT).search(query_vecs, 200)
+    row = {d: i for i, d in enumerate(doc_ids)}
+    pos_scores = {
+        q: {d: float(doc_vecs[row[d]] @ query_vecs[i]) for d in qrels[q]}
+        for i, q in enumerate(qids)
+    }
+    ranks = [
+        r.index(d) if d in r else 200 for q, r in zip(qids, ids, strict=True) for d in qrels[q]
+    ]
+    ranks = np.asarray(ranks)
+    print(
+        f"{split}: {len(qids)} queries, {len(ranks)} positives; positive ranks: "
+        f"<10 {np.mean(ranks < 10):.1%}, 10-99 {np.mean((ranks >= 10) & (ranks < 100)):.1%}, "
+        f"100-199 {np.mean((ranks >= 100) & (ranks < 200)):.1%}, >=200 {np.mean(ranks >= 200):.1%}"
+    )
+    print(
+        f"positive scores: {_fmt(ScoreSummary.of(np.concatenate([list(s.values()) for s in pos_scores.values()])))}"
+    )
+    print(f"all top-200 candidates: {_fmt(ScoreSummary.of(scores[np.isfinite(scores)]))}")
+    header = f"{'setting':<34}{'hidden mined':>13}{'negs/q':>7}{'short':>6}{'neg scores':>34}{'gap':>6}  removed"
+    print(header)
+    for name, spec in SETTINGS:
+        spec = dataclasses.replace(spec, split=split)
+        print(_setting_row(name, spec, qids, qrels, ids, scores, pos_scores))
+
+
+SETTINGS = [
+    ("0-100 top (no filter)", MiningSpec(range_min=0, sampling="top", relative_margin=None)),
+    ("0-100 random", MiningSpec(range_min=0, relative_margin=None)),
+    ("10-100 random", MiningSpec(relative_margin=None)),
+    ("0-100 rel 0.05 top (NV-Retriever)", MiningSpec(range_min=0, sampling="top")),
+    ("10-100 rel 0.05 top", MiningSpec(sampling="top")),
+    ("10-100 rel 0.05 random (default)", MiningSpec()),
+    ("10-100 rel 0.05 random, 7 negs", MiningSpec(num_negatives=7)),
+    ("10-100 rel 0.10 random", MiningSpec(relative_margin=0.10)),
+    ("10-100 abs 0.05 random", MiningSpec(relative_margin=None, absolute_margin=0.05)),
+    ("10-100 max_score 0.6 random", MiningSpec(relative_margin=None, max_score=0.6)),
+    ("10-200 rel 0.05 random", MiningSpec(range_max=200)),
+    ("30-200 rel 0.05 random", MiningSpec(range_min=30, range_max=200)),
+]
+
+
+def _setting_row(name, spec, qids, qrels, ids, scores, pos_scores) -> str:
+    """Hidden-positive rate (each positive of a multi-positive query hidden in turn) and the
+    mining outcome with every positive known."""
+    hidden = mined_hidden = 0
+    counts, negs, removed = [], [], dict.fromkeys(("window", "max_score", "margin"), 0)
+    for i, q in enumerate(qids):
+        r, s = ids[i][: spec.range_max], scores[i][: spec.range_max]
+        for p in qrels[q] if len(qrels[q]) > 1 else ():
+            known = qrels[q] - {p}
+            sel = select_negatives(
+                r,
+                s,
+                positives=known,
+                duplicates=set(),
+                spec=spec,
+                rng=query_rng(spec.seed, q),
+                positive_scores=[pos_scores[q][d] for d in known],
+            )
+            hidden += 1
+            mined_hidden += p in sel.ids
+        sel = select_negatives(
+            r,
+            s,
+            positives=qrels[q],
+            duplicates=set(),
+            spec=spec,
+            rng=query_rng(spec.seed, q),
+            positive_scores=list(pos_scores[q].values()),
+        )
+        counts.append(len(sel.ids))
+        negs.extend(sel.scores)
+        for key in removed:
+            removed[key] += sel.removed[key]
+    counts = np.asarray(counts)
+    neg = ScoreSummary.of(np.asarray(negs))
+    pos_mean = np.mean([v for s in pos_scores.values() for v in s.values()])
+    gone = " ".join(f"{k} {v}" for k, v in removed.items() if v)
+    return (
+        f"{name:<34}{f'{mined_hidden}/{hidden}':>13}{counts.mean():>7.2f}"
+        f"{int((counts < spec.num_negatives).sum()):>6}{_fmt(neg):>34}{pos_mean - neg.mean:>6.3f}  {gone}"
+    )
+
+
+def _fmt(s: ScoreSummary) -> str:
+    return f"mean {s.mean:.3f} p10/50/90 {s.p10:.3f}/{s.p50:.3f}/{s.p90:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sweep", action="store_true", help="Measure the filters instead.")
+    parser.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "embedtune-bench-cache"
+    )
+    args = parser.parse_args()
+
+    ds = load_dataset(args.dataset)
+    embedder = load_embedder(args.model, batch_size=args.batch_size)
+    print(
+        f"dataset {args.dataset.name} [{args.split}]: {len(ds.split_qrels(args.split))} queries, "
+        f"{len(ds.corpus)} documents; model {args.model}"
+    )
+    if args.sweep:
+        sweep(ds, embedder, args.split, args.cache)
+    else:
+        bench(ds, embedder, args.split)
+
+
+if __name__ == "__main__":
+    main()

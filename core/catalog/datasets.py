@@ -1,0 +1,122 @@
+"""Register uploaded datasets (validate, store, describe), load and delete them."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core.datasets.io import load_dataset, save_dataset
+from core.datasets.model import RetrievalDataset
+from core.datasets.stats import dataset_stats
+from core.errors import Conflict
+from core.settings import Settings
+from core.store import repos
+from core.store.tables import DatasetRow, new_id
+
+
+def staging_dir(settings: Settings) -> Path:
+    """A fresh folder to receive an upload before it is validated."""
+    path = settings.data_dir / "uploads" / uuid.uuid4().hex
+    path.mkdir(parents=True)
+    return path
+
+
+def dataset_root(staging: Path) -> Path:
+    """The file or folder inside an upload that holds the dataset."""
+    entries = [p for p in staging.iterdir() if not p.name.startswith(".")]
+    if (staging / "corpus.jsonl").is_file() or len(entries) != 1:
+        return staging
+    only = entries[0]
+    return dataset_root(only) if only.is_dir() else only
+
+
+def register_dataset(
+    session: Session,
+    *,
+    settings: Settings,
+    staging: Path,
+    name: str | None = None,
+    fmt: str | None = None,
+    split: str = "train",
+    source_job_id: str | None = None,
+) -> DatasetRow:
+    """Validate the upload in ``staging`` (``DatasetInvalid`` on bad data), move it into the
+    store and add its row. The staging folder is removed either way."""
+    try:
+        root = dataset_root(staging)
+        ds = load_dataset(root, fmt, split=split)
+        dataset_id = new_id("ds")
+        final = settings.datasets_dir / dataset_id
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    path = final / root.relative_to(staging)
+    return repos.add_dataset(
+        session,
+        id=dataset_id,
+        name=name or ds.name,
+        format=ds.source_format,
+        split=split,
+        stats=dataset_stats(ds).as_dict(),
+        path=str(path),
+        checksum=_checksum(path),
+        size_bytes=_size(path),
+        source_job_id=source_job_id,
+    )
+
+
+def store_dataset(
+    session: Session, *, settings: Settings, ds: RetrievalDataset, name: str, source_job_id: str
+) -> DatasetRow:
+    """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder."""
+    staging = staging_dir(settings)
+    save_dataset(ds, staging / name, "beir")
+    return register_dataset(
+        session,
+        settings=settings,
+        staging=staging,
+        name=name,
+        fmt="beir",
+        source_job_id=source_job_id,
+    )
+
+
+def load(row: DatasetRow) -> RetrievalDataset:
+    return load_dataset(row.path, row.format, split=row.split)
+
+
+def delete_dataset(session: Session, *, settings: Settings, dataset_id: str) -> None:
+    """Delete a dataset and its files; refused while a queued or running job uses it."""
+    row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+    if active := repos.active_jobs_using(session, dataset_id=dataset_id):
+        raise Conflict(
+            f"dataset '{dataset_id}' is used by active jobs: {', '.join(active)}",
+            code="dataset_in_use",
+            param="id",
+        )
+    session.delete(row)
+    session.flush()
+    shutil.rmtree(settings.datasets_dir / dataset_id, ignore_errors=True)
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in _files(path):
+        digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in _files(path))

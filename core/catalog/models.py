@@ -1,0 +1,55 @@
+"""Models the platform knows: packaged base models and the ones its jobs produced."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core.errors import Conflict
+from core.models.resolve import PACKAGED_MODELS, resolve_model
+from core.store import repos
+from core.store.tables import JobRow, ModelRow
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    id: str
+    path: str
+
+
+def base_models() -> list[BaseModel]:
+    """Base models whose weights are on this machine (packaged or in the local hub cache)."""
+    found = []
+    for ref in PACKAGED_MODELS:
+        try:
+            found.append(BaseModel(ref, str(resolve_model(ref).path)))
+        except Exception:  # a packaged model whose package is not installed
+            continue
+    return found
+
+
+def model_location(session: Session, ref: str) -> str:
+    """What to load for ``ref``: a tuned model's directory, else the reference itself."""
+    row = session.get(ModelRow, ref)
+    return row.path if row is not None else ref
+
+
+def delete_model(session: Session, *, model_id: str) -> None:
+    row = repos.get_or_404(session, ModelRow, model_id, "model")
+    active = [
+        job.id
+        for job in session.query(JobRow).filter(JobRow.status.in_(repos.ACTIVE))
+        if model_id in (job.spec.get("model"), job.spec.get("base_model"))
+    ]
+    if active:
+        raise Conflict(
+            f"model '{model_id}' is used by active jobs: {', '.join(active)}",
+            code="model_in_use",
+            param="id",
+        )
+    session.delete(row)
+    session.flush()
+    shutil.rmtree(Path(row.path), ignore_errors=True)

@@ -1,0 +1,153 @@
+"""BEIR folders: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` (one split each).
+
+Document ``metadata`` is ignored, as are everything but ``_id`` and ``text`` of queries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.datasets.model import Document, Qrels, Query, RetrievalDataset
+from core.datasets.records import missing_file, read_jsonl, read_lines, write_jsonl
+from core.datasets.validate import Issues, require_valid
+from core.errors import InvalidInput
+
+FORMAT = "beir"
+QRELS_HEADER = "query-id\tcorpus-id\tscore"
+LAYOUT = "a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+
+
+def read_beir(path: str | Path) -> RetrievalDataset:
+    root = Path(path)
+    qrels_files = sorted((root / "qrels").glob("*.tsv"))
+    for needed in (root / "corpus.jsonl", root / "queries.jsonl"):
+        if not needed.is_file():
+            raise missing_file(needed, LAYOUT)
+    if not qrels_files:
+        raise missing_file(root / "qrels", LAYOUT)
+    issues = Issues()
+    corpus = _read_corpus(root / "corpus.jsonl", issues)
+    queries = _read_queries(root / "queries.jsonl", issues)
+    issues.raise_if_any()  # so that dropped records do not show up again as unknown ids
+    qrels = {p.stem: _read_qrels(p, root, corpus, queries, issues) for p in qrels_files}
+    issues.raise_if_any()
+    ds = RetrievalDataset(corpus, queries, qrels, name=root.name, source_format=FORMAT)
+    require_valid(ds)
+    return ds
+
+
+def _read_corpus(path: Path, issues: Issues) -> dict[str, Document]:
+    corpus: dict[str, Document] = {}
+    for record in read_jsonl(path, path.name, issues):
+        doc_id = record.ident("_id")
+        title = record.data.get("title") or ""
+        text = record.data.get("text")
+        if not isinstance(title, str):
+            record.problem("bad_type", "'title' is not a string", key="title", expected="a string")
+        if text is None:
+            record.problem("missing_field", "'text' is missing", key="text", expected="a text")
+        elif not isinstance(text, str):
+            record.problem("bad_type", "'text' is not a string", key="text", expected="a string")
+        elif not f"{title}{text}".strip():
+            record.problem(
+                "empty_text", "title and text are empty", key="text", expected="a non-empty text"
+            )
+        if doc_id in corpus:
+            record.problem(
+                "duplicate_id",
+                f"document '{doc_id}' appears twice",
+                key="_id",
+                expected="unique ids",
+            )
+        if not record.failed and doc_id is not None:
+            corpus[doc_id] = Document(doc_id, str(text), str(title))
+    return corpus
+
+
+def _read_queries(path: Path, issues: Issues) -> dict[str, Query]:
+    queries: dict[str, Query] = {}
+    for record in read_jsonl(path, path.name, issues):
+        query_id = record.ident("_id")
+        text = record.text("text")
+        if query_id in queries:
+            record.problem(
+                "duplicate_id",
+                f"query '{query_id}' appears twice",
+                key="_id",
+                expected="unique ids",
+            )
+        if not record.failed and query_id is not None and text is not None:
+            queries[query_id] = Query(query_id, text)
+    return queries
+
+
+def _read_qrels(
+    path: Path, root: Path, corpus: dict[str, Document], queries: dict[str, Query], issues: Issues
+) -> Qrels:
+    name = path.relative_to(root).as_posix()
+    qrels: Qrels = {}
+    for number, line in read_lines(path, name, issues):
+        cells = [cell.strip() for cell in line.rstrip("\r\n").split("\t")]
+        if cells[0].lower() in ("query-id", "query_id", "qid"):
+            continue  # header
+        if len(cells) != 3:
+            issues.add(
+                "bad_csv",
+                f"line has {len(cells)} tab-separated values",
+                file=name,
+                line=number,
+                expected=QRELS_HEADER,
+            )
+            continue
+        qid, did, score = cells
+        where = {"file": name, "line": number}
+        if qid not in queries:
+            issues.add(
+                "unknown_query_id",
+                f"query '{qid}' is not in queries.jsonl",
+                field="query-id",
+                expected="an _id from queries.jsonl",
+                **where,
+            )
+        if did not in corpus:
+            issues.add(
+                "unknown_doc_id",
+                f"document '{did}' is not in corpus.jsonl",
+                field="corpus-id",
+                expected="an _id from corpus.jsonl",
+                **where,
+            )
+        if not (score.isascii() and score.isdigit()):
+            issues.add(
+                "bad_score",
+                f"score '{score}' is not a grade",
+                field="score",
+                expected="an integer >= 0",
+                **where,
+            )
+        else:
+            qrels.setdefault(qid, {})[did] = int(score)
+    return qrels
+
+
+def write_beir(ds: RetrievalDataset, path: str | Path) -> None:
+    """Write the corpus, the queries and every split's judgments."""
+    require_valid(ds)
+    if not ds.qrels:
+        raise InvalidInput(
+            "a BEIR folder needs at least one split of judgments", code="empty_dataset"
+        )
+    root = Path(path)
+    docs = [{"_id": d.id, "title": d.title, "text": d.text} for d in ds.corpus.values()]
+    write_jsonl(root / "corpus.jsonl", docs)
+    write_jsonl(
+        root / "queries.jsonl", [{"_id": q.id, "text": q.text} for q in ds.queries.values()]
+    )
+    (root / "qrels").mkdir(exist_ok=True)
+    for split, qrels in ds.qrels.items():
+        lines = [QRELS_HEADER] + [
+            f"{qid}\t{did}\t{grade}"
+            for qid, judged in qrels.items()
+            for did, grade in judged.items()
+        ]
+        (root / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,171 @@
+"""RAG JSON: one object with ``queries``, ``corpus`` and ``relevant_docs`` (llama-index's
+``EmbeddingQAFinetuneDataset`` files), plus optional ``negative_docs`` and ``reference_answers``.
+
+Document titles are not part of the format: the writer stores ``Document.full_text``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from core.datasets.model import Document, Query, RetrievalDataset
+from core.datasets.records import missing_file, read_text
+from core.datasets.validate import Issues, check_refs, require_valid
+from core.errors import InvalidInput
+
+FORMAT = "rag-json"
+KEYS = ("queries", "corpus", "relevant_docs")
+
+
+def load_json(path: Path, issues: Issues) -> dict[str, Any]:
+    """The parsed file; bad encoding, bad JSON and duplicate keys are reported, then raised."""
+    if not path.is_file():
+        raise missing_file(path, "a JSON file")
+    text = read_text(path, path.name, issues)
+    issues.raise_if_any()
+
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        for key, count in Counter(k for k, _ in pairs).items():
+            if count > 1:
+                issues.add(
+                    "duplicate_id",
+                    f"key '{key}' appears {count} times in one object",
+                    file=path.name,
+                    field=key,
+                    expected="unique ids",
+                )
+        return dict(pairs)
+
+    try:
+        data = json.loads(text or "", object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as e:
+        issues.add(
+            "bad_json",
+            f"invalid JSON: {e.msg} (column {e.colno})",
+            file=path.name,
+            line=e.lineno,
+            expected="one JSON object",
+        )
+        data = {}
+    if not isinstance(data, dict):
+        issues.add(
+            "bad_json",
+            "the file is not a JSON object",
+            file=path.name,
+            expected="an object with " + ", ".join(KEYS),
+        )
+    issues.raise_if_any()
+    return data
+
+
+def read_rag_json(path: str | Path, *, split: str = "train") -> RetrievalDataset:
+    path = Path(path)
+    issues = Issues()
+    data = load_json(path, issues)
+    section = partial(_section, data, file=path.name, issues=issues)
+    queries, corpus = section("queries", "texts"), section("corpus", "texts")
+    relevant = section("relevant_docs", "ids")
+    negative = section("negative_docs", "ids", required=False)
+    answers = section("reference_answers", "texts", required=False)
+    issues.raise_if_any()
+    known = {"queries": queries, "corpus": corpus, "file": path.name}
+    check_refs(issues, relevant, field="relevant_docs", **known)
+    check_refs(issues, negative, field="negative_docs", **known)
+    check_refs(issues, dict.fromkeys(answers, ()), field="reference_answers", **known)
+    issues.raise_if_any()
+    ds = RetrievalDataset(
+        corpus={did: Document(did, text) for did, text in corpus.items()},
+        queries={qid: Query(qid, text, answer=answers.get(qid)) for qid, text in queries.items()},
+        qrels={split: {qid: dict.fromkeys(docs, 1) for qid, docs in relevant.items() if docs}},
+        negatives={qid: list(dict.fromkeys(docs)) for qid, docs in negative.items() if docs},
+        name=path.stem,
+        source_format=FORMAT,
+    )
+    require_valid(ds)
+    return ds
+
+
+def write_rag_json(ds: RetrievalDataset, path: str | Path, *, split: str = "train") -> None:
+    """Write the whole corpus and the queries of ``split`` that have a relevant document."""
+    require_valid(ds)
+    relevant = {
+        qid: [did for did, grade in judged.items() if grade > 0]
+        for qid, judged in ds.split_qrels(split).items()
+    }
+    relevant = {qid: docs for qid, docs in relevant.items() if docs}
+    if not relevant:
+        raise InvalidInput(f"split '{split}' has no relevant documents", code="empty_dataset")
+    data: dict[str, object] = {
+        "queries": {qid: ds.queries[qid].text for qid in relevant},
+        "corpus": {did: doc.full_text for did, doc in ds.corpus.items()},
+        "relevant_docs": relevant,
+        "mode": "text",
+    }
+    negatives = {qid: ds.negatives[qid] for qid in relevant if ds.negatives.get(qid)}
+    answers = {qid: ds.queries[qid].answer for qid in relevant if ds.queries[qid].answer}
+    if negatives:
+        data["negative_docs"] = negatives
+    if answers:
+        data["reference_answers"] = answers
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _text_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "bad_type"
+    return None if value.strip() else "empty_text"
+
+
+def _ids_problem(value: object) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(i, str) for i in value)
+    return None if ok else "bad_type"
+
+
+KINDS: dict[str, tuple[Callable[[object], str | None], str]] = {
+    "texts": (_text_problem, "an object of id -> text"),
+    "ids": (_ids_problem, "an object of query id -> [doc id, ...]"),
+}
+
+
+def _section(
+    data: dict[str, Any], key: str, kind: str, *, file: str, issues: Issues, required: bool = True
+) -> dict[str, Any]:
+    """The entries of the object ``data[key]`` that are well-formed; the others are reported."""
+    problem, expected = KINDS[kind]
+    value = data.get(key)
+    if value is None:
+        if required:
+            issues.add(
+                "missing_field", f"'{key}' is missing", file=file, field=key, expected=expected
+            )
+        return {}
+    if not isinstance(value, dict):
+        issues.add(
+            "bad_type",
+            f"'{key}' is a {type(value).__name__}",
+            file=file,
+            field=key,
+            expected=expected,
+        )
+        return {}
+    good = {}
+    for item_id, item in value.items():
+        code = problem(item)
+        if code:
+            issues.add(
+                code,
+                f"entry '{item_id}' is {'empty' if code == 'empty_text' else 'mistyped'}",
+                file=file,
+                field=f"{key}.{item_id}",
+                expected=expected,
+            )
+        else:
+            good[item_id] = item
+    return good

@@ -1,0 +1,47 @@
+"""Split one split's judgments in two by query, deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from core.datasets.model import RetrievalDataset
+from core.errors import InvalidInput
+
+
+def split_by_query(
+    ds: RetrievalDataset,
+    *,
+    source: str = "train",
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    names: tuple[str, str] = ("train", "val"),
+) -> RetrievalDataset:
+    """A copy of ``ds`` whose ``source`` split is replaced by two query-disjoint splits ``names``.
+
+    Queries are ordered by a hash of ``seed`` and their id, so the result depends only on the
+    seed and the set of queries, not on dict order; ``round(n * val_fraction)`` go to the
+    second split. Other splits are kept; the corpus and queries are shared, not copied.
+    """
+    qrels = ds.split_qrels(source)
+    if not 0 < val_fraction < 1:
+        raise InvalidInput("val_fraction must be between 0 and 1", param="val_fraction")
+    taken = set(ds.splits) - {source}
+    if names[0] == names[1] or taken & set(names):
+        raise InvalidInput(
+            f"split names {names} must differ from each other and from {sorted(taken)}",
+            param="names",
+        )
+    ranked = sorted(qrels, key=lambda qid: hashlib.sha256(f"{seed}:{qid}".encode()).digest())
+    n_val = round(len(ranked) * val_fraction)
+    if not 0 < n_val < len(ranked):
+        raise InvalidInput(
+            f"{len(ranked)} judged queries in '{source}' cannot be split with "
+            f"val_fraction={val_fraction} leaving both sides non-empty",
+            param="val_fraction",
+        )
+    val = set(ranked[:n_val])
+    new_qrels = {split: judged for split, judged in ds.qrels.items() if split != source}
+    new_qrels[names[0]] = {qid: dict(judged) for qid, judged in qrels.items() if qid not in val}
+    new_qrels[names[1]] = {qid: dict(judged) for qid, judged in qrels.items() if qid in val}
+    return replace(ds, qrels=new_qrels)

@@ -1,0 +1,174 @@
+"""Repositories: keyword-only verbs over the tables; the only module that builds queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.store.tables import (
+    DatasetRow,
+    IndexRow,
+    JobEventRow,
+    JobRow,
+    MetricRow,
+    ModelRow,
+    utcnow,
+)
+
+T = TypeVar("T")
+R = TypeVar("R", ModelRow, IndexRow)
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def get_or_404(session: Session, table: type[T], id: str, what: str) -> T:
+    row = session.get(table, id)
+    if row is None:
+        raise NotFound(f"{what} '{id}' does not exist", code=f"{what}_not_found", param="id")
+    return row
+
+
+# datasets ----------------------------------------------------------------------------------
+
+
+def add_dataset(session: Session, **values: Any) -> DatasetRow:
+    row = DatasetRow(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[DatasetRow], int]:
+    total = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+    rows = session.scalars(
+        select(DatasetRow)
+        .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total
+
+
+def active_jobs_using(session: Session, *, dataset_id: str) -> list[str]:
+    rows = session.scalars(
+        select(JobRow.id).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE))
+    )
+    return list(rows)
+
+
+# jobs --------------------------------------------------------------------------------------
+
+
+def add_job(session: Session, **values: Any) -> JobRow:
+    row = JobRow(**values)
+    session.add(row)
+    session.flush()
+    add_event(session, job_id=row.id, kind="state", message="queued")
+    return row
+
+
+def lock_job(session: Session, *, job_id: str) -> JobRow:
+    """The job row, locked for the rest of the transaction (row lock on Postgres)."""
+    row = session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
+    if row is None:
+        raise NotFound(f"job '{job_id}' does not exist", code="job_not_found", param="id")
+    return row
+
+
+def list_jobs(
+    session: Session, *, type: str | None, status: str | None, limit: int, offset: int
+) -> tuple[list[JobRow], int]:
+    query = select(JobRow)
+    if type:
+        query = query.where(JobRow.type == type)
+    if status:
+        query = query.where(JobRow.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def update_job(session: Session, *, job_id: str, **values: Any) -> None:
+    session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
+
+
+def cancel_requested(session: Session, *, job_id: str) -> bool:
+    return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+
+
+def add_event(
+    session: Session,
+    *,
+    job_id: str,
+    kind: str,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        JobEventRow(
+            job_id=job_id, kind=kind, message=message, level=level, data=data or {}, at=utcnow()
+        )
+    )
+
+
+def list_events(session: Session, *, job_id: str, after: int, limit: int) -> list[JobEventRow]:
+    rows = session.scalars(
+        select(JobEventRow)
+        .where(JobEventRow.job_id == job_id, JobEventRow.id > after)
+        .order_by(JobEventRow.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def add_metrics(session: Session, *, job_id: str, step: int, values: dict[str, float]) -> None:
+    now = utcnow()
+    session.add_all(
+        MetricRow(job_id=job_id, step=step, name=name, value=float(value), at=now)
+        for name, value in values.items()
+    )
+
+
+def metric_series(
+    session: Session, *, job_id: str, names: Sequence[str] | None = None
+) -> dict[str, list[tuple[int, float, datetime]]]:
+    query = select(MetricRow).where(MetricRow.job_id == job_id)
+    if names:
+        query = query.where(MetricRow.name.in_(names))
+    series: dict[str, list[tuple[int, float, datetime]]] = {}
+    for row in session.scalars(query.order_by(MetricRow.name, MetricRow.step, MetricRow.id)):
+        series.setdefault(row.name, []).append((row.step, row.value, row.at))
+    return series
+
+
+def clear_metrics(session: Session, *, job_id: str) -> None:
+    session.execute(delete(MetricRow).where(MetricRow.job_id == job_id))
+
+
+# models and indexes ------------------------------------------------------------------------
+
+
+def upsert_by_job(session: Session, table: type[R], *, job_id: str, **values: Any) -> R:
+    """One row per job: a retried job overwrites its own row instead of adding another."""
+    row = session.scalar(select(table).where(table.job_id == job_id))
+    if row is None:
+        row = table(job_id=job_id, **values)
+        session.add(row)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    session.flush()
+    return row
+
+
+def list_rows(session: Session, table: type[R]) -> list[R]:
+    return list(session.scalars(select(table).order_by(table.created_at.desc())))

@@ -1,0 +1,149 @@
+"""``run_finetune``: one spec in, a model directory and its before/after metrics out."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from core.datasets.model import RetrievalDataset
+from core.evaluation.evaluator import EvalSpec, evaluate
+from core.models.cache import EmbeddingCache
+from core.models.embedder import Embedder
+from core.models.loading import fingerprint, load_sentence_transformer
+from core.models.resolve import ResolvedModel, resolve_model
+from core.training.hooks import CancelCheck, LogReporter, Reporter
+from core.training.model_card import write_card, write_history
+from core.training.spec import FinetuneResult, FinetuneSpec
+
+logger = logging.getLogger(__name__)
+
+
+def run_finetune(
+    spec: FinetuneSpec,
+    dataset: RetrievalDataset,
+    output_dir: Path,
+    *,
+    train_split: str = "train",
+    val_split: str | None = "val",
+    reporter: Reporter | None = None,
+    should_cancel: CancelCheck | None = None,
+    resume: bool = True,
+    models_dir: Path | None = None,
+    cache: EmbeddingCache | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``spec.base_model`` on ``train_split`` and write a model directory.
+
+    Validation on ``val_split`` (skipped, with a note, when the dataset lacks it) picks the best
+    checkpoint. Checkpoints live under ``output_dir/checkpoints``; with ``resume`` a rerun into
+    the same directory continues from the last one, and they are removed once the model is
+    written. ``should_cancel`` is polled every step: on True the run saves its state and raises
+    ``Cancelled``. ``cache`` serves base-model embeddings (the "before" metrics, the adapter).
+    """
+    reporter = reporter or LogReporter()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    base = _base_embedder(spec, models_dir)
+    val = val_split if val_split in dataset.qrels else None
+    if val_split and val is None:
+        reporter.on_event(f"no '{val_split}' split: training without validation")
+    if note := _negatives_note(spec, dataset, train_split):
+        reporter.on_event(note)
+    before = _evaluate(dataset, base, val, cache)
+    splits = (train_split, val)
+    hooks = {"reporter": reporter, "should_cancel": should_cancel, "resume": resume}
+    if spec.method == "adapter":
+        run = _train_adapter(spec, dataset, base, output_dir, splits, hooks, cache)
+    else:
+        run = _train_transformer(spec, dataset, base, output_dir, splits, hooks)
+    base.config.save(output_dir)
+    result = FinetuneResult(
+        model_dir=output_dir,
+        method=spec.method,
+        metrics_before=before,
+        metrics_after=run.best_metrics,
+        history=run.history,
+        train_seconds=run.train_seconds,
+        samples_per_second=run.samples_per_second,
+        train_examples=run.train_examples,
+        best_step=run.best_step,
+    )
+    write_card(result, spec, dataset, splits, output_dir)
+    write_history(result, spec, output_dir)
+    shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    reporter.on_event(f"model written to {output_dir}")
+    return result
+
+
+def _base_embedder(spec: FinetuneSpec, models_dir: Path | None) -> Embedder:
+    """The base model with the instructions and max length the spec trains with."""
+    resolved = resolve_model(spec.base_model, models_dir=models_dir)
+    config = resolved.config.with_overrides(
+        query_instruction=spec.query_instruction,
+        document_instruction=spec.document_instruction,
+        max_seq_length=spec.max_seq_length,
+    )
+    resolved = replace(resolved, config=config)
+    st = load_sentence_transformer(resolved)
+    return Embedder(resolved, st, fingerprint(resolved.path))
+
+
+def _negatives_note(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> str | None:
+    if spec.loss == "cosent" or spec.num_hard_negatives == 0:
+        return None
+    judged = ds.qrels.get(split, {})
+    short = sum(1 for q in judged if len(ds.negatives.get(q, [])) < spec.num_hard_negatives)
+    if not short:
+        return None
+    return f"{short} of {len(judged)} training queries lack mined negatives: random ones fill in"
+
+
+def _evaluate(
+    ds: RetrievalDataset, embedder: Embedder, split: str | None, cache: EmbeddingCache | None
+) -> dict[str, float]:
+    if split is None:
+        return {}
+    return dict(evaluate(ds, embedder, EvalSpec(split=split), cache=cache).metrics)
+
+
+def _train_transformer(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    base: Embedder,
+    out: Path,
+    splits: tuple[str, str | None],
+    hooks: dict,
+):
+    from core.training.lora import add_lora
+    from core.training.st_trainer import gpu_note, train_st
+
+    if note := gpu_note(spec):
+        hooks["reporter"].on_event(note)
+        logger.info(note)
+    if spec.method == "lora":
+        add_lora(base.st, spec)
+    run = train_st(spec, ds, base.st, base.model, out, splits=splits, **hooks)
+    run.model.save_pretrained(str(out), create_model_card=False)
+    return run
+
+
+def _train_adapter(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    base: Embedder,
+    out: Path,
+    splits: tuple[str, str | None],
+    hooks: dict,
+    cache: EmbeddingCache | None,
+):
+    from core.training.adapter_training import train_adapter
+    from core.training.query_adapter import save_adapter_model
+
+    raw = ResolvedModel(
+        base.model.ref, base.model.source, base.model.path, replace(base.config, normalize=False)
+    )
+    vectors_from = Embedder(raw, base.st, base.fingerprint)
+    run = train_adapter(spec, ds, vectors_from, out, splits=splits, cache=cache, **hooks)
+    save_adapter_model(base.st, run.adapter, out)
+    return run

@@ -1,0 +1,118 @@
+"""What a fine-tuned model directory says about itself: a model card and a metrics history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.datasets.model import RetrievalDataset
+from core.training.spec import FinetuneResult, FinetuneSpec
+
+HISTORY_FILE = "metrics_history.json"
+CARD_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
+METHOD_TEXT = {
+    "full": "full fine-tune (every weight trained)",
+    "lora": "LoRA adapters (PEFT) on frozen base weights; this directory holds the adapter",
+    "adapter": "query-side adapter on frozen base embeddings; document vectors are unchanged",
+}
+METHOD_FIELDS = {
+    "full": ("learning_rate",),
+    "lora": (
+        "lora_learning_rate",
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_target_modules",
+    ),
+    "adapter": ("adapter_learning_rate", "adapter_epochs", "adapter_hidden_dim"),
+}
+COMMON_FIELDS = (
+    "base_model",
+    "epochs",
+    "batch_size",
+    "warmup_ratio",
+    "max_seq_length",
+    "seed",
+    "loss",
+    "scale",
+    "num_hard_negatives",
+    "matryoshka_dims",
+)
+
+
+def write_history(result: FinetuneResult, spec: FinetuneSpec, out: Path) -> Path:
+    path = Path(out) / HISTORY_FILE
+    payload = {**result.to_dict(), "spec": spec.to_dict()}
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    return path
+
+
+def write_card(
+    result: FinetuneResult,
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    splits: tuple[str, str | None],
+    out: Path,
+) -> Path:
+    """README.md: base model, data, method, hyper-parameters and before/after metrics."""
+    train, val = splits
+    negatives = sum(1 for q in ds.qrels.get(train, {}) if ds.negatives.get(q))
+    lines = [
+        f"# {Path(out).name}",
+        "",
+        f"Fine-tuned from `{spec.base_model}` with EmbedTune: {METHOD_TEXT[spec.method]}.",
+        "",
+        "## Data",
+        f"- dataset `{ds.name or '?'}` ({ds.source_format or 'unknown format'}), "
+        f"{len(ds.corpus)} documents",
+        f"- training split `{train}`: {len(ds.qrels.get(train, {}))} queries, "
+        f"{result.train_examples} examples; {negatives} queries with mined hard negatives",
+        f"- validation split `{val}`: {len(ds.qrels.get(val, {}))} queries"
+        if val
+        else "- no validation split",
+        "",
+        "## Hyper-parameters",
+        "| setting | value |",
+        "|---|---|",
+        *(f"| {name} | {getattr(spec, name)} |" for name in _card_fields(spec)),
+        "",
+        *_metrics_table(result, val),
+        "## Use",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        f'model = SentenceTransformer("{Path(out).name}")',
+        "queries = model.encode_query([...])  # instructions: see embedtune.json",
+        "documents = model.encode_document([...])",
+        "```",
+        "",
+    ]
+    path = Path(out) / "README.md"
+    path.write_text("\n".join(lines), "utf-8")
+    return path
+
+
+def _card_fields(spec: FinetuneSpec) -> tuple[str, ...]:
+    fields = (*COMMON_FIELDS, *METHOD_FIELDS[spec.method])
+    if spec.loss == "cached_mnrl":
+        fields = (*fields, "mini_batch_size")
+    return fields
+
+
+def _metrics_table(result: FinetuneResult, val: str | None) -> list[str]:
+    if not val or not result.metrics_after:
+        return ["No validation metrics (no validation split).", ""]
+    rows = [
+        f"| {m} | {result.metrics_before.get(m, 0):.4f} | {result.metrics_after[m]:.4f} | "
+        f"{result.metrics_after[m] - result.metrics_before.get(m, 0):+.4f} |"
+        for m in CARD_METRICS
+        if m in result.metrics_after
+    ]
+    return [
+        f"## Metrics on `{val}` (best step {result.best_step})",
+        "| metric | before | after | change |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"Training: {result.train_seconds:.0f} s, {result.samples_per_second:.1f} samples/s.",
+        "",
+    ]

@@ -1,0 +1,159 @@
+"""What a fine-tune job is asked to do (``FinetuneSpec``) and what it made (``FinetuneResult``)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from core.errors import InvalidInput
+
+Method = Literal["full", "lora", "adapter"]
+Loss = Literal["mnrl", "cached_mnrl", "cosent"]
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """One fine-tune job: the method, the base model and every hyper-parameter, with defaults.
+
+    The defaults are the settings measured best on SciFact with all-MiniLM-L6-v2 (see README).
+    ``query_instruction`` / ``document_instruction`` of ``None`` keep the base model's own.
+    ``fp16`` / ``bf16`` / ``gradient_checkpointing`` apply on a GPU only. ``eval_steps`` of
+    ``None`` evaluates (and checkpoints) once per epoch; ``save_steps`` must be a multiple of it.
+    """
+
+    method: Method = "full"
+    base_model: str = DEFAULT_MODEL
+    epochs: float = 3.0
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    max_seq_length: int = 256
+    seed: int = 0
+    loss: Loss = "mnrl"
+    scale: float = 20.0  # MNRL / CoSENT scale (1 / temperature)
+    mini_batch_size: int = 16  # cached_mnrl only
+    num_hard_negatives: int = 1  # mined negatives per query used as extra columns (0: in-batch)
+    matryoshka_dims: tuple[int, ...] | None = None
+    query_instruction: str | None = None
+    document_instruction: str | None = None
+    fp16: bool = False
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    eval_steps: int | None = None
+    save_steps: int | None = None
+    logging_steps: int = 5
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
+    lora_learning_rate: float = 2e-4
+    adapter_hidden_dim: int | None = None  # None: one linear layer
+    adapter_epochs: int = 20
+    adapter_learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "method", Method)
+        _check_choice(self, "loss", Loss)
+        for name in ("epochs", "learning_rate", "batch_size", "max_seq_length", "scale"):
+            _check_positive(self, name)
+        for name in ("mini_batch_size", "logging_steps", "lora_rank", "lora_alpha"):
+            _check_positive(self, name)
+        for name in ("adapter_epochs", "adapter_learning_rate", "lora_learning_rate"):
+            _check_positive(self, name)
+        if not 0 <= self.warmup_ratio < 1:
+            raise InvalidInput("warmup_ratio must be in [0, 1)", param="warmup_ratio")
+        if not 0 <= self.lora_dropout < 1:
+            raise InvalidInput("lora_dropout must be in [0, 1)", param="lora_dropout")
+        if self.num_hard_negatives < 0:
+            raise InvalidInput("num_hard_negatives must be >= 0", param="num_hard_negatives")
+        if self.fp16 and self.bf16:
+            raise InvalidInput("choose fp16 or bf16, not both", param="bf16")
+        if self.method == "adapter" and self.loss == "cosent":
+            raise InvalidInput("the query adapter trains on positives, not scores", param="loss")
+        self._check_steps()
+        if self.matryoshka_dims is not None and (
+            not self.matryoshka_dims or min(self.matryoshka_dims) <= 0
+        ):
+            raise InvalidInput("matryoshka_dims must be positive sizes", param="matryoshka_dims")
+        if self.adapter_hidden_dim is not None and self.adapter_hidden_dim <= 0:
+            raise InvalidInput("adapter_hidden_dim must be positive", param="adapter_hidden_dim")
+
+    def _check_steps(self) -> None:
+        for name in ("eval_steps", "save_steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InvalidInput(f"{name} must be positive", param=name)
+        if self.save_steps is not None and (
+            self.eval_steps is None or self.save_steps % self.eval_steps
+        ):
+            raise InvalidInput(
+                "save_steps must be a multiple of eval_steps (the best checkpoint is kept)",
+                param="save_steps",
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneSpec:
+        """A spec from plain JSON values; unknown or ill-typed fields raise ``InvalidInput``."""
+        known = {f.name: f for f in fields(cls)}
+        if unknown := sorted(set(data) - set(known)):
+            raise InvalidInput(f"unknown field '{unknown[0]}'", param=unknown[0])
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """A finished fine-tune: where the model is, and how it did on the validation split."""
+
+    model_dir: Path
+    method: Method
+    metrics_before: dict[str, float]
+    metrics_after: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+    train_examples: int = 0
+    best_step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "model_dir": str(self.model_dir)}
+
+
+def _check_choice(spec: FinetuneSpec, name: str, kind: object) -> None:
+    if getattr(spec, name) not in get_args(kind):
+        choices = " | ".join(get_args(kind))
+        raise InvalidInput(f"{name} must be one of {choices}", param=name)
+
+
+def _check_positive(spec: FinetuneSpec, name: str) -> None:
+    if not getattr(spec, name) > 0:
+        raise InvalidInput(f"{name} must be positive", param=name)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the field's type; lists become tuples."""
+    options = get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise InvalidInput(f"{name} may not be null", param=name)
+    for option in options:
+        origin = typing.get_origin(option)
+        if origin is tuple and isinstance(value, list | tuple):
+            item = get_args(option)[0]
+            if all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+                return tuple(value)
+        elif origin is Literal and value in get_args(option):
+            return value
+        elif option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        elif option in (int, str, bool) and type(value) is option:
+            return value
+    raise InvalidInput(f"{name} has an invalid value {value!r}", param=name)

@@ -1,0 +1,199 @@
+"""Full and LoRA fine-tuning with ``SentenceTransformerTrainer``: data, loss, arguments, resume."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.sentence_transformer import losses
+from transformers import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from core.datasets.model import RetrievalDataset
+from core.errors import Cancelled, InvalidInput
+from core.models.config import ModelConfig
+from core.models.resolve import ResolvedModel
+from core.training.examples import scored_columns, training_triples, triple_columns
+from core.training.hooks import CancelCheck, Reporter
+from core.training.progress_callback import ProgressCallback
+from core.training.retrieval_evaluator import RetrievalEvaluator
+from core.training.spec import FinetuneSpec
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainRun:
+    """The trained model (best checkpoint loaded) and what the trainer recorded."""
+
+    model: SentenceTransformer
+    history: list[dict[str, Any]]
+    best_metrics: dict[str, float]
+    best_step: int | None
+    train_seconds: float
+    samples_per_second: float
+    train_examples: int
+
+
+def train_columns(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> dict[str, list]:
+    """The training table for ``spec.loss``: scored pairs for CoSENT, else query/pos/negs."""
+    if spec.loss == "cosent":
+        return scored_columns(ds, split)
+    return triple_columns(ds, training_triples(ds, split, spec.num_hard_negatives, seed=spec.seed))
+
+
+def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Module:
+    """MNRL (in-batch + hard negatives), its cached variant, or CoSENT; Matryoshka-wrapped."""
+    if spec.loss == "cosent":
+        loss: torch.nn.Module = losses.CoSENTLoss(model, scale=spec.scale)
+    elif spec.loss == "cached_mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(
+            model, scale=spec.scale, mini_batch_size=spec.mini_batch_size
+        )
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model, scale=spec.scale)
+    if spec.matryoshka_dims:
+        dim = model.get_embedding_dimension() or 0
+        if max(spec.matryoshka_dims) > dim:
+            raise InvalidInput(
+                f"matryoshka_dims exceed the model's dimension {dim}", param="matryoshka_dims"
+            )
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=list(spec.matryoshka_dims))
+    return loss
+
+
+def column_settings(columns: list[str], config: ModelConfig) -> tuple[dict, dict]:
+    """Per-column prompts and routes: the first column is the query side, the rest documents,
+    so training encodes text exactly as ``Embedder.encode`` does at evaluation."""
+    text_columns = [c for c in columns if c != "score"]
+    routes = {c: "query" if i == 0 else "document" for i, c in enumerate(text_columns)}
+    instruction = {"query": config.query_instruction, "document": config.document_instruction}
+    prompts = {c: instruction[route] for c, route in routes.items() if instruction[route]}
+    return prompts, routes
+
+
+def training_args(
+    spec: FinetuneSpec, out: Path, columns: list[str], config: ModelConfig, has_eval: bool
+) -> SentenceTransformerTrainingArguments:
+    prompts, routes = column_settings(columns, config)
+    gpu = torch.cuda.is_available()
+    by_steps = spec.eval_steps is not None
+    strategy = "steps" if by_steps else "epoch"
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=spec.epochs,
+        per_device_train_batch_size=spec.batch_size,
+        learning_rate=spec.lora_learning_rate if spec.method == "lora" else spec.learning_rate,
+        warmup_steps=spec.warmup_ratio,  # a float below 1 is a ratio in transformers v5
+        seed=spec.seed,
+        batch_sampler=BatchSamplers.BATCH_SAMPLER
+        if spec.loss == "cosent"
+        else BatchSamplers.NO_DUPLICATES,
+        prompts=prompts or None,
+        router_mapping=routes,
+        fp16=spec.fp16 and gpu,
+        bf16=spec.bf16 and gpu,
+        dataloader_pin_memory=gpu,
+        eval_strategy=strategy if has_eval else "no",
+        eval_steps=spec.eval_steps,
+        save_strategy=strategy,
+        save_steps=spec.save_steps or spec.eval_steps or 500,
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="ndcg@10",
+        greater_is_better=True,
+        logging_steps=spec.logging_steps,
+        report_to="none",
+        disable_tqdm=True,
+        **({"gradient_checkpointing": True} if spec.gradient_checkpointing and gpu else {}),
+    )
+
+
+def gpu_note(spec: FinetuneSpec) -> str | None:
+    """A note when GPU-only settings were asked for on a machine without one."""
+    asked = [n for n in ("fp16", "bf16", "gradient_checkpointing") if getattr(spec, n)]
+    if asked and not torch.cuda.is_available():
+        return f"no GPU: {', '.join(asked)} ignored"
+    return None
+
+
+def train_st(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    model: SentenceTransformer,
+    base: ResolvedModel,
+    output_dir: Path,
+    *,
+    splits: tuple[str, str | None],
+    reporter: Reporter,
+    should_cancel: CancelCheck | None,
+    resume: bool,
+) -> TrainRun:
+    """Train ``model`` in place on ``splits[0]``, evaluating on ``splits[1]`` when given."""
+    from datasets import Dataset
+
+    train_split, val_split = splits
+    table: Dataset = Dataset.from_dict(train_columns(spec, ds, train_split))
+    evaluator = RetrievalEvaluator(ds, val_split, base) if val_split else None
+    progress = ProgressCallback(reporter, should_cancel)
+    ckpt = output_dir / CHECKPOINTS
+    args = training_args(spec, ckpt, table.column_names, base.config, evaluator is not None)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=table,
+        loss=build_loss(spec, model),
+        evaluator=evaluator,
+        callbacks=[progress],
+    )
+    trainer.remove_callback(PrinterCallback)  # the reporter gets the logs instead
+    last = _last_checkpoint(ckpt, resume)
+    if last:
+        reporter.on_event(f"resuming from {Path(last).name}")
+    output = trainer.train(resume_from_checkpoint=last)
+    # The trainer's own clock, less validation: comparable with a plain trainer's samples/s.
+    elapsed = output.metrics["train_runtime"] - (evaluator.seconds if evaluator else 0.0)
+    if progress.cancelled:
+        raise Cancelled(f"fine-tune cancelled at step {trainer.state.global_step}")
+    samples = output.metrics["train_samples_per_second"] * output.metrics["train_runtime"]
+    return TrainRun(
+        model=trainer.model,
+        history=trainer.state.log_history,
+        best_metrics=_best_metrics(trainer.state),
+        best_step=_best_step(trainer.state.best_model_checkpoint),
+        train_seconds=elapsed,
+        samples_per_second=samples / max(elapsed, 1e-9),
+        train_examples=len(table),
+    )
+
+
+def _last_checkpoint(ckpt: Path, resume: bool) -> str | None:
+    if not resume:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        return None
+    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+
+
+def _best_step(checkpoint: str | None) -> int | None:
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
+
+
+def _best_metrics(state: Any) -> dict[str, float]:
+    """The evaluation metrics logged at the best checkpoint (else the last evaluation)."""
+    evals = [entry for entry in state.log_history if "eval_ndcg@10" in entry]
+    best = _best_step(state.best_model_checkpoint)
+    chosen = [e for e in evals if e.get("step") == best] or evals[-1:]
+    if not chosen:
+        return {}
+    return {k.removeprefix("eval_"): v for k, v in chosen[-1].items() if "@" in k}

@@ -1,0 +1,341 @@
+"""Hard-negative mining: exclusions, window, sampling, margins, batching, report and CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from cli.mine import mine as mine_command
+from core.datasets.io import load_dataset
+from core.datasets.model import Document, Query, RetrievalDataset
+from core.errors import Cancelled, InvalidInput
+from core.indexing.faiss_index import IndexSpec
+from core.mining import MiningReport, MiningSpec, margin_ceiling, mine_negatives, select_negatives
+from core.models.embedder import Embedder, load_embedder
+
+# The tiny random model scores every pair near 0.95, so its specs leave the margin off.
+SPEC = MiningSpec(
+    range_min=5, range_max=40, num_negatives=4, relative_margin=None, index=IndexSpec("flat")
+)
+Mined = tuple[RetrievalDataset, MiningReport]
+
+
+@pytest.fixture(scope="module")
+def sample(sample_dir: Path) -> RetrievalDataset:
+    return load_dataset(sample_dir)
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model_dir: Path) -> Embedder:
+    return load_embedder(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def ranking(sample: RetrievalDataset, embedder: Embedder) -> dict[str, list[str]]:
+    """Every train query's documents, best first, by exact search."""
+    doc_ids = list(sample.corpus)
+    docs = embedder.encode([sample.corpus[d].full_text for d in doc_ids], "document")
+    qids = list(sample.split_qrels("train"))
+    queries = embedder.encode([sample.queries[q].text for q in qids], "query")
+    order = np.argsort(-(queries @ docs.T), axis=1, kind="stable")
+    return {q: [doc_ids[j] for j in row] for q, row in zip(qids, order, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def mined(sample: RetrievalDataset, embedder: Embedder) -> Mined:
+    return mine_negatives(sample, embedder, SPEC)
+
+
+def positives(ds: RetrievalDataset, qid: str) -> set[str]:
+    return {d for qrels in ds.qrels.values() for d, g in qrels.get(qid, {}).items() if g > 0}
+
+
+def test_every_train_query_gets_num_negatives_and_no_positive(mined: Mined) -> None:
+    ds, report = mined
+    train = ds.split_qrels("train")
+    assert set(ds.negatives) == set(train) and report.queries == len(train) == 809
+    for qid, negatives in ds.negatives.items():
+        assert len(negatives) == SPEC.num_negatives == len(set(negatives))
+        assert not set(negatives) & positives(ds, qid)
+    assert report.negatives_per_query == {"mean": 4.0, "min": 4, "max": 4}
+    assert report.queries_short == report.queries_without_negatives == 0
+
+
+def test_positives_of_other_splits_are_excluded(
+    sample: RetrievalDataset, embedder: Embedder, mined: Mined
+) -> None:
+    first = {q: negs[0] for q, negs in list(mined[0].negatives.items())[:50]}
+    qrels = {**sample.qrels, "extra": {q: {d: 1} for q, d in first.items()}}
+    ds, report = mine_negatives(dataclasses.replace(sample, qrels=qrels), embedder, SPEC)
+    assert all(first[q] not in ds.negatives[q] for q in first)
+    assert report.removed["positive"] == mined[1].removed["positive"] + len(first)
+
+
+def test_documents_with_a_positives_or_the_querys_text_are_excluded(
+    sample: RetrievalDataset, embedder: Embedder
+) -> None:
+    qids = list(sample.split_qrels("train"))[:20]
+    copies = {}
+    for qid in qids:
+        pos = next(iter(sample.split_qrels("train")[qid]))
+        copies[f"copy-{qid}"] = Document(
+            f"copy-{qid}", sample.corpus[pos].text, sample.corpus[pos].title
+        )
+        copies[f"echo-{qid}"] = Document(f"echo-{qid}", sample.queries[qid].text)
+    ds = dataclasses.replace(sample, corpus={**sample.corpus, **copies})
+    spec = dataclasses.replace(SPEC, range_min=0, sampling="top", num_negatives=40)
+    mined_ds, report = mine_negatives(ds, embedder, spec)
+    assert not any(d in copies for negs in mined_ds.negatives.values() for d in negs)
+    assert report.removed["duplicate_text"] >= len(qids)  # at least the positives' copies rank
+
+
+def test_window_and_top_sampling_follow_the_ranking(
+    sample: RetrievalDataset, embedder: Embedder, ranking: dict[str, list[str]]
+) -> None:
+    spec = dataclasses.replace(SPEC, sampling="top")
+    ds, _ = mine_negatives(sample, embedder, spec)
+    for qid, negatives in ds.negatives.items():
+        ranked = ranking[qid]
+        assert all(spec.range_min <= ranked.index(d) < spec.range_max for d in negatives)
+        window = ranked[spec.range_min : spec.range_max]
+        best = [d for d in window if d not in positives(ds, qid)][: spec.num_negatives]
+        assert negatives == best
+
+
+def test_random_sampling_stays_in_the_window_and_is_seeded(
+    sample: RetrievalDataset, embedder: Embedder, mined: Mined, ranking: dict[str, list[str]]
+) -> None:
+    for qid, negatives in mined[0].negatives.items():
+        assert all(SPEC.range_min <= ranking[qid].index(d) < SPEC.range_max for d in negatives)
+    again, _ = mine_negatives(sample, embedder, SPEC)
+    other, _ = mine_negatives(sample, embedder, dataclasses.replace(SPEC, seed=7))
+    assert again.negatives == mined[0].negatives
+    assert other.negatives != mined[0].negatives
+
+
+def test_batch_size_does_not_change_the_result(
+    sample: RetrievalDataset, embedder: Embedder, mined: Mined
+) -> None:
+    one_by_one = dataclasses.replace(SPEC, batch_size=1)
+    ds, report = mine_negatives(sample, embedder, one_by_one)
+    assert ds.negatives == mined[0].negatives
+    same = ("removed", "scores", "negatives_per_query", "candidates")
+    assert all(getattr(report, k) == getattr(mined[1], k) for k in same)
+
+
+def test_report_counts_add_up(mined: Mined) -> None:
+    ds, report = mined
+    assert report.candidates == report.queries * SPEC.range_max
+    assert report.candidates == report.negatives + sum(report.removed.values())
+    assert report.removed["window"] >= report.queries * SPEC.range_min - report.removed["positive"]
+    assert report.removed["sampling"] > 0 and report.removed["margin"] == 0
+    pairs = sum(1 for judged in ds.split_qrels("train").values() for g in judged.values() if g)
+    assert report.scores["positives"].count == pairs
+    assert report.scores["negatives"].count == report.negatives
+    assert report.scores["candidates"].count == report.candidates
+    assert set(report.timings) >= {"encode_corpus", "encode_queries", "index", "mine", "total"}
+    assert json.loads(json.dumps(report.as_dict()))["spec"]["range_max"] == SPEC.range_max
+
+
+def test_other_queries_keep_their_negatives_and_the_input_is_untouched(
+    sample: RetrievalDataset, embedder: Embedder
+) -> None:
+    test_qid = next(iter(sample.split_qrels("test")))
+    given = dataclasses.replace(sample, negatives={test_qid: [next(iter(sample.corpus))]})
+    ds, _ = mine_negatives(given, embedder, SPEC)
+    assert ds.negatives[test_qid] == given.negatives[test_qid]
+    assert list(given.negatives) == [test_qid]
+
+
+def test_progress_reports_stages_and_cancel_stops(
+    sample: RetrievalDataset, embedder: Embedder
+) -> None:
+    seen: dict[str, tuple[int, int]] = {}
+    spec = dataclasses.replace(SPEC, batch_size=300)
+    mine_negatives(sample, embedder, spec, progress=lambda s, d, t: seen.__setitem__(s, (d, t)))
+    assert seen["mine"] == (809, 809) and seen["encode_corpus"] == (2000, 2000)
+    polls = iter([False, False, False, True])
+    with pytest.raises(Cancelled):
+        mine_negatives(sample, embedder, spec, should_cancel=lambda: next(polls))
+
+
+# -- filters on hand-made candidates ---------------------------------------------------
+
+IDS = ["a", "b", "c", "d", "e", "f", "g", "h"]
+SCORES = [0.95, 0.9, 0.85, 0.8, 0.77, 0.7, 0.6, 0.5]
+
+
+def select(spec: MiningSpec, *, positive_scores=(0.9, 0.8), rng=None, **kw):
+    args = {"positives": {"b"}, "duplicates": set(), **kw}
+    return select_negatives(
+        IDS, SCORES, positive_scores=positive_scores, spec=spec, rng=rng, **args
+    )
+
+
+def test_relative_margin_uses_the_lowest_positive_score() -> None:
+    spec = MiningSpec(range_min=0, range_max=8, num_negatives=8, relative_margin=0.05)
+    picked = select(spec)  # ceiling 0.8 - 0.04 = 0.76
+    assert picked.ids == ["f", "g", "h"]
+    assert picked.removed == {
+        "positive": 1,
+        "duplicate_text": 0,
+        "window": 0,
+        "max_score": 0,
+        "margin": 4,
+        "sampling": 0,
+    }
+    assert math.isclose(margin_ceiling([-0.2], spec), -0.21)  # |p|: lower, never higher
+
+
+def test_absolute_margin_max_score_and_filter_order() -> None:
+    spec = MiningSpec(
+        range_min=1,
+        range_max=7,
+        num_negatives=6,
+        relative_margin=None,
+        absolute_margin=0.05,
+        max_score=0.8,
+    )
+    picked = select(spec, duplicates={"c"})  # margin ceiling 0.75; "h" is out of the window
+    assert picked.ids == ["f", "g"] and picked.ranks == [5, 6]
+    assert picked.removed == {
+        "positive": 1,
+        "duplicate_text": 1,
+        "window": 2,
+        "max_score": 0,
+        "margin": 2,
+        "sampling": 0,
+    }
+    no_margin = dataclasses.replace(spec, absolute_margin=None)
+    assert select(no_margin).removed["max_score"] == 1  # "c" (0.85); "a" is out of the window
+
+
+def test_sampling_keeps_the_best_or_a_seeded_draw_of_the_survivors() -> None:
+    spec = MiningSpec(range_min=0, range_max=8, num_negatives=3, relative_margin=None)
+    top = select(dataclasses.replace(spec, sampling="top"))
+    assert top.ids == ["a", "c", "d"] and top.removed["sampling"] == 4
+    draws = [select(spec, rng=np.random.default_rng(s)) for s in range(20)]
+    assert all(len(d.ids) == 3 and d.ranks == sorted(d.ranks) and "b" not in d.ids for d in draws)
+    assert len({tuple(d.ids) for d in draws}) > 1
+    assert select(spec, rng=np.random.default_rng(1)) == select(spec, rng=np.random.default_rng(1))
+    short = select(spec, positives=set(IDS[:6]))
+    assert short.ids == ["g", "h"] and short.removed["sampling"] == 0
+
+
+class VectorEmbedder:
+    """Texts to fixed unit vectors, so every score is known in advance."""
+
+    fingerprint = "hand-made"
+    model = SimpleNamespace(ref="hand-made")
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str], side: str, progress: object = None) -> np.ndarray:
+        return np.asarray([self.vectors[t] for t in texts], dtype=np.float32)
+
+
+def test_margin_end_to_end_with_controlled_scores() -> None:
+    scores = {"p1": 0.9, "p2": 0.8, "n1": 0.85, "n2": 0.77, "n3": 0.7, "n4": 0.5}
+    vectors = {f"text {d}": [s, math.sqrt(1 - s * s)] for d, s in scores.items()}
+    ds = RetrievalDataset(
+        corpus={d: Document(d, f"text {d}") for d in scores},
+        queries={"q": Query("q", "question")},
+        qrels={"train": {"q": {"p1": 1, "p2": 1}}},
+    )
+    spec = MiningSpec(range_min=0, range_max=6, num_negatives=4, sampling="top")
+    embedder = VectorEmbedder({**vectors, "question": [1.0, 0.0]})
+    mined_ds, report = mine_negatives(ds, embedder, spec)  # type: ignore[arg-type]
+    assert mined_ds.negatives == {"q": ["n3", "n4"]}  # 0.85 and 0.77 are above 0.8 * 0.95
+    assert report.removed["margin"] == 2 and report.queries_short == 1
+    assert report.scores["positives"].count == 2
+    assert math.isclose(report.scores["negatives"].mean or 0, 0.6, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"range_min": 10, "range_max": 10},
+        {"range_min": -1},
+        {"num_negatives": 0},
+        {"range_min": 0, "range_max": 3, "num_negatives": 4},
+        {"sampling": "best"},
+        {"relative_margin": 1.0},
+        {"max_score": float("nan")},
+        {"batch_size": 0},
+    ],
+)
+def test_bad_specs_are_refused(change: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput):
+        MiningSpec(**change)  # type: ignore[arg-type]
+
+
+def test_a_split_without_judged_queries_is_refused(
+    sample: RetrievalDataset, embedder: Embedder
+) -> None:
+    with pytest.raises(InvalidInput, match="no query with a relevant document"):
+        mine_negatives(dataclasses.replace(sample, qrels={"train": {}}), embedder, SPEC)
+
+
+# -- CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_defaults_are_the_spec_defaults() -> None:
+    params = inspect.signature(mine_command).parameters
+    for name in (
+        "range_min",
+        "range_max",
+        "num_negatives",
+        "sampling",
+        "relative_margin",
+        "absolute_margin",
+        "max_score",
+        "seed",
+        "split",
+    ):
+        assert params[name].default == getattr(MiningSpec(), name), name
+
+
+def test_cli_writes_a_dataset_that_reloads_with_negatives(
+    tiny_model_dir: Path, sample_dir: Path, tmp_path: Path
+) -> None:
+    out, report = tmp_path / "mined.jsonl", tmp_path / "report.json"
+    args = [
+        "mine",
+        "-d",
+        str(sample_dir),
+        "-m",
+        str(tiny_model_dir),
+        "-o",
+        str(out),
+        "--report",
+        str(report),
+        "--no-cache",
+        "--range-min",
+        "5",
+        "--range-max",
+        "40",
+        "--num-negatives",
+        "4",
+        "--relative-margin",
+        "0",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "duplicate text" in result.output and "candidates" in result.output
+    reloaded = load_dataset(out)
+    assert reloaded.source_format == "flag-jsonl" and len(reloaded.negatives) == 809
+    assert all(len(n) == 4 for n in reloaded.negatives.values())
+    assert json.loads(report.read_text())["negatives"] == 809 * 4
+
+    refused = CliRunner().invoke(app, [*args[:7], "--to", "beir"])
+    assert isinstance(refused.exception, InvalidInput)
