@@ -63,7 +63,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        raw = list(first.get("loc", ()))
+        body = exc.body if isinstance(exc.body, dict) else {}
+        if len(raw) > 1 and raw[0] == "body" and raw[1] == body.get("type"):
+            del raw[1]  # the tag of a discriminated union (the job type) is not a field
+        loc = [str(p) for p in raw if p not in ("body", "query", "path")]
         message = f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid request')}"
         return JSONResponse(error_body("invalid_request", message, ".".join(loc) or None, 422), 422)
 

@@ -17,6 +17,7 @@ import dataclasses
 import random
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import encode_cached
 from core.indexing.faiss_index import IndexSpec, VectorIndex
-from core.mining import MiningSpec, ScoreSummary, mine_negatives, select_negatives
+from core.mining import MiningSpec, ScoreSummary, Selection, mine_negatives, select_negatives
 from core.mining.miner import query_rng
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
@@ -114,45 +115,69 @@ def bench(ds: RetrievalDataset, embedder: Embedder, split: str) -> None:
     print(f"ours, last run: {stages}; {report.negatives} negatives for {report.queries} queries")
 
 
-def sweep(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> None:
-    """Figures for the defaults: top-200 retrieved once, then each setting's filters."""
-    qrels = {q: {d for d, g in r.items() if g > 0} for q, r in ds.split_qrels(split).items()}
-    qids = [q for q, docs in qrels.items() if docs]
+@dataclass(frozen=True)
+class Retrieved:
+    """The top-200 of every judged query of a split, and its positives' scores."""
+
+    qids: list[str]
+    positives: dict[str, set[str]]
+    ids: list[list[str]]
+    scores: np.ndarray
+    positive_scores: dict[str, dict[str, float]]
+
+
+def retrieve(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> Retrieved:
+    judged = {q: {d for d, g in r.items() if g > 0} for q, r in ds.split_qrels(split).items()}
+    qids = [q for q, docs in judged.items() if docs]
     doc_ids = list(ds.corpus)
     store = EmbeddingCache(cache)
-    doc_vecs, _ = encode_cached(
-        embedder, [ds.corpus[d].full_text for d in doc_ids], "document", store
-    )
+    doc_texts = [ds.corpus[d].full_text for d in doc_ids]
+    doc_vecs, _ = encode_cached(embedder, doc_texts, "document", store)
     query_vecs, _ = encode_cached(embedder, [ds.queries[q].text for q in qids], "query", store)
     ids, scores = VectorIndex.build(doc_vecs, doc_ids, FLAT).search(query_vecs, 200)
     row = {d: i for i, d in enumerate(doc_ids)}
-    pos_scores = {
-        q: {d: float(doc_vecs[row[d]] @ query_vecs[i]) for d in qrels[q]}
+    positive_scores = {
+        q: {d: float(doc_vecs[row[d]] @ query_vecs[i]) for d in judged[q]}
         for i, q in enumerate(qids)
     }
-    ranks = [
-        r.index(d) if d in r else 200 for q, r in zip(qids, ids, strict=True) for d in qrels[q]
-    ]
-    ranks = np.asarray(ranks)
-    print(
-        f"{split}: {len(qids)} queries, {len(ranks)} positives; positive ranks: "
-        f"<10 {np.mean(ranks < 10):.1%}, 10-99 {np.mean((ranks >= 10) & (ranks < 100)):.1%}, "
-        f"100-199 {np.mean((ranks >= 100) & (ranks < 200)):.1%}, >=200 {np.mean(ranks >= 200):.1%}"
+    return Retrieved(qids, {q: judged[q] for q in qids}, ids, scores, positive_scores)
+
+
+def sweep(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> None:
+    """Figures for the defaults: top-200 retrieved once, then each setting's filters."""
+    got = retrieve(ds, embedder, split, cache)
+    ranks = np.asarray(
+        [
+            r.index(d) if d in r else 200
+            for q, r in zip(got.qids, got.ids, strict=True)
+            for d in got.positives[q]
+        ]
     )
+    share = {
+        "<10": ranks < 10,
+        "10-99": (ranks >= 10) & (ranks < 100),
+        "100-199": (ranks >= 100) & (ranks < 200),
+        ">=200": ranks >= 200,
+    }
     print(
-        f"positive scores: {_fmt(ScoreSummary.of(np.concatenate([list(s.values()) for s in pos_scores.values()])))}"
+        f"{len(got.qids)} queries, {len(ranks)} positives; positive ranks: "
+        + ", ".join(f"{k} {v.mean():.1%}" for k, v in share.items())
     )
-    print(f"all top-200 candidates: {_fmt(ScoreSummary.of(scores[np.isfinite(scores)]))}")
-    header = f"{'setting':<34}{'hidden mined':>13}{'negs/q':>7}{'short':>6}{'neg scores':>34}{'gap':>6}  removed"
-    print(header)
+    pos = np.asarray([v for s in got.positive_scores.values() for v in s.values()])
+    print(f"positive scores: {_fmt(ScoreSummary.of(pos))}")
+    print(f"top-200 candidates: {_fmt(ScoreSummary.of(got.scores[np.isfinite(got.scores)]))}")
+    print(
+        f"{'setting':<34}{'hidden mined':>14}{'negs/q':>7}{'short':>6}"
+        f"{'kept negative scores':>36}{'gap':>7}  removed"
+    )
     for name, spec in SETTINGS:
-        spec = dataclasses.replace(spec, split=split)
-        print(_setting_row(name, spec, qids, qrels, ids, scores, pos_scores))
+        print(_setting_row(name, dataclasses.replace(spec, split=split), got, float(pos.mean())))
 
 
 SETTINGS = [
     ("0-100 top (no filter)", MiningSpec(range_min=0, sampling="top", relative_margin=None)),
     ("0-100 random", MiningSpec(range_min=0, relative_margin=None)),
+    ("10-100 top", MiningSpec(sampling="top", relative_margin=None)),
     ("10-100 random", MiningSpec(relative_margin=None)),
     ("0-100 rel 0.05 top (NV-Retriever)", MiningSpec(range_min=0, sampling="top")),
     ("10-100 rel 0.05 top", MiningSpec(sampling="top")),
@@ -161,51 +186,49 @@ SETTINGS = [
     ("10-100 rel 0.10 random", MiningSpec(relative_margin=0.10)),
     ("10-100 abs 0.05 random", MiningSpec(relative_margin=None, absolute_margin=0.05)),
     ("10-100 max_score 0.6 random", MiningSpec(relative_margin=None, max_score=0.6)),
+    ("10-50 rel 0.05 random", MiningSpec(range_max=50)),
     ("10-200 rel 0.05 random", MiningSpec(range_max=200)),
     ("30-200 rel 0.05 random", MiningSpec(range_min=30, range_max=200)),
 ]
 
 
-def _setting_row(name, spec, qids, qrels, ids, scores, pos_scores) -> str:
-    """Hidden-positive rate (each positive of a multi-positive query hidden in turn) and the
-    mining outcome with every positive known."""
-    hidden = mined_hidden = 0
+def _setting_row(name: str, spec: MiningSpec, got: Retrieved, pos_mean: float) -> str:
+    """Hidden positives mined (each positive of a multi-positive query hidden in turn, as a
+    share of the negatives mined for it), then the outcome with every positive known."""
+    hidden = mined_hidden = hidden_negs = 0
     counts, negs, removed = [], [], dict.fromkeys(("window", "max_score", "margin"), 0)
-    for i, q in enumerate(qids):
-        r, s = ids[i][: spec.range_max], scores[i][: spec.range_max]
-        for p in qrels[q] if len(qrels[q]) > 1 else ():
-            known = qrels[q] - {p}
-            sel = select_negatives(
-                r,
-                s,
-                positives=known,
-                duplicates=set(),
-                spec=spec,
-                rng=query_rng(spec.seed, q),
-                positive_scores=[pos_scores[q][d] for d in known],
-            )
-            hidden += 1
-            mined_hidden += p in sel.ids
-        sel = select_negatives(
-            r,
-            s,
-            positives=qrels[q],
-            duplicates=set(),
-            spec=spec,
-            rng=query_rng(spec.seed, q),
-            positive_scores=list(pos_scores[q].values()),
-        )
+    for i, q in enumerate(got.qids):
+        known_all = got.positives[q]
+        for p in known_all if len(known_all) > 1 else ():
+            sel = _select(spec, got, i, known_all - {p})
+            hidden, mined_hidden = hidden + 1, mined_hidden + (p in sel.ids)
+            hidden_negs += len(sel.ids)
+        sel = _select(spec, got, i, known_all)
         counts.append(len(sel.ids))
         negs.extend(sel.scores)
         for key in removed:
             removed[key] += sel.removed[key]
     counts = np.asarray(counts)
     neg = ScoreSummary.of(np.asarray(negs))
-    pos_mean = np.mean([v for s in pos_scores.values() for v in s.values()])
     gone = " ".join(f"{k} {v}" for k, v in removed.items() if v)
+    rate = f"{mined_hidden}/{hidden} {mined_hidden / max(hidden_negs, 1):.1%}"
+    short = int((counts < spec.num_negatives).sum())
     return (
-        f"{name:<34}{f'{mined_hidden}/{hidden}':>13}{counts.mean():>7.2f}"
-        f"{int((counts < spec.num_negatives).sum()):>6}{_fmt(neg):>34}{pos_mean - neg.mean:>6.3f}  {gone}"
+        f"{name:<34}{rate:>14}{counts.mean():>7.2f}{short:>6}{_fmt(neg):>36}"
+        f"{pos_mean - (neg.mean or 0):>7.3f}  {gone}"
+    )
+
+
+def _select(spec: MiningSpec, got: Retrieved, i: int, known: set[str]) -> Selection:
+    q = got.qids[i]
+    return select_negatives(
+        got.ids[i][: spec.range_max],
+        got.scores[i][: spec.range_max],
+        positives=known,
+        duplicates=set(),
+        positive_scores=[got.positive_scores[q][d] for d in known],
+        spec=spec,
+        rng=query_rng(spec.seed, q),
     )
 
 

@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     ``data_dir`` (SQLite and kombu's filesystem transport): one machine, no services.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EMBEDTUNE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EMBEDTUNE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Path("var")
     database_url: str | None = Field(
@@ -26,6 +28,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, validation_alias=AliasChoices("EMBEDTUNE_BROKER_URL", "CELERY_BROKER_URL")
     )
+    broker_prefix: str = ""  # Redis key prefix, to share one Redis between deployments
     host: str = "127.0.0.1"
     port: int = 8000
     trust_remote_code: bool = False  # only an operator may enable remote model code

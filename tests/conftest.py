@@ -1,11 +1,16 @@
-"""Shared fixtures: a tiny BERT sentence model built offline once per test session."""
+"""Shared fixtures: a tiny offline BERT model, the sample data, real Postgres and Redis."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
@@ -57,3 +62,58 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE
+
+
+# Real services: a fresh Postgres database and a Redis key prefix per test session. ----------
+
+PG_ADMIN = os.environ.get("EMBEDTUNE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("EMBEDTUNE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+TABLES = ("metrics", "job_events", "models", "indexes", "jobs", "datasets")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A new Postgres database with the migrations applied; dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    from core.store.db import upgrade
+
+    name = f"embedtune_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{PG_ADMIN}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_ADMIN}/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def broker_prefix() -> Iterator[str]:
+    """A Redis key prefix of this session's own; its keys are deleted at the end."""
+    import redis
+
+    prefix = f"embedtune_test_{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settings]:
+    """Settings on the real services; the tables are emptied after each test."""
+    from sqlalchemy import create_engine, text
+
+    yield Settings(
+        data_dir=tmp_path / "var",
+        database_url=pg_url,
+        broker_url=REDIS,
+        broker_prefix=broker_prefix,
+    )
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()

@@ -20,6 +20,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         # hard time limit, or a job still running would be handed to a second worker.
         "visibility_timeout": HARD_TIME_LIMIT_S + 3600,
     }
+    if settings.broker_prefix:
+        transport["global_keyprefix"] = settings.broker_prefix
     if settings.celery_broker_url.startswith("filesystem"):
         folder = settings.broker_dir.resolve()
         for sub in ("queue", "processed"):

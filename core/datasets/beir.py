@@ -1,6 +1,8 @@
 """BEIR folders: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` (one split each).
 
 Document ``metadata`` is ignored, as are everything but ``_id`` and ``text`` of queries.
+An optional ``negatives.jsonl`` (``{"query-id": ..., "corpus-ids": [...]}`` per line) keeps
+mined hard negatives; other BEIR readers ignore the file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from core.datasets.validate import Issues, require_valid
 from core.errors import InvalidInput
 
 FORMAT = "beir"
+NEGATIVES = "negatives.jsonl"
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 LAYOUT = "a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
 
@@ -30,8 +33,9 @@ def read_beir(path: str | Path) -> RetrievalDataset:
     queries = _read_queries(root / "queries.jsonl", issues)
     issues.raise_if_any()  # so that dropped records do not show up again as unknown ids
     qrels = {p.stem: _read_qrels(p, root, corpus, queries, issues) for p in qrels_files}
+    negatives = _read_negatives(root / NEGATIVES, corpus, queries, issues)
     issues.raise_if_any()
-    ds = RetrievalDataset(corpus, queries, qrels, name=root.name, source_format=FORMAT)
+    ds = RetrievalDataset(corpus, queries, qrels, negatives, name=root.name, source_format=FORMAT)
     require_valid(ds)
     return ds
 
@@ -130,6 +134,35 @@ def _read_qrels(
     return qrels
 
 
+def _read_negatives(
+    path: Path, corpus: dict[str, Document], queries: dict[str, Query], issues: Issues
+) -> dict[str, list[str]]:
+    negatives: dict[str, list[str]] = {}
+    if not path.is_file():
+        return negatives
+    for record in read_jsonl(path, path.name, issues):
+        qid = record.ident("query-id")
+        doc_ids = record.texts("corpus-ids")
+        if qid is not None and qid not in queries:
+            record.problem(
+                "unknown_query_id",
+                f"query '{qid}' is not in queries.jsonl",
+                key="query-id",
+                expected="an _id from queries.jsonl",
+            )
+        for did in doc_ids:
+            if did not in corpus:
+                record.problem(
+                    "unknown_doc_id",
+                    f"document '{did}' is not in corpus.jsonl",
+                    key="corpus-ids",
+                    expected="ids from corpus.jsonl",
+                )
+        if not record.failed and qid is not None:
+            negatives[qid] = doc_ids
+    return negatives
+
+
 def write_beir(ds: RetrievalDataset, path: str | Path) -> None:
     """Write the corpus, the queries and every split's judgments."""
     require_valid(ds)
@@ -151,3 +184,6 @@ def write_beir(ds: RetrievalDataset, path: str | Path) -> None:
             for did, grade in judged.items()
         ]
         (root / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if ds.negatives:
+        rows = [{"query-id": q, "corpus-ids": ids} for q, ids in ds.negatives.items() if ids]
+        write_jsonl(root / NEGATIVES, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,12 +12,20 @@ from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import EvalSpec, encode_cached, evaluate
 from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.jobs.context import JobContext
-from core.jobs.specs import EncodingOptions, EvalJobSpec, IndexJobSpec
+from core.jobs.specs import (
+    EncodingOptions,
+    EvalJobSpec,
+    FinetuneJobSpec,
+    IndexJobSpec,
+    MineJobSpec,
+    finetune_spec,
+    mining_spec,
+)
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
 from core.store import repos
 from core.store.db import transaction
-from core.store.tables import DatasetRow, IndexRow
+from core.store.tables import DatasetRow, IndexRow, ModelRow
 
 HEADLINE = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
 
@@ -107,7 +116,122 @@ def run_index(ctx: JobContext, spec: IndexJobSpec) -> dict[str, Any]:
     return {"index_id": index_id, "size": len(index), "dim": index.dim, "kind": index.spec.kind}
 
 
+def run_mine(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
+    from core.mining import mine_negatives
+
+    with ctx.factory() as session:
+        done = repos.dataset_from_job(session, job_id=ctx.job_id)
+    if done is not None:  # a redelivered job whose dataset was already stored
+        return {"dataset_id": done.id}
+    ds = _dataset(ctx, spec.dataset_id)
+    embedder = _embedder(ctx, spec.model, spec)
+    ctx.progress(0.05, stage="loaded model", force=True)
+    spans = {
+        "encode_corpus": (0.05, 0.6),
+        "encode_queries": (0.65, 0.1),
+        "index": (0.75, 0.05),
+        "mine": (0.8, 0.15),
+    }
+    mined, report = mine_negatives(
+        ds,
+        embedder,
+        mining_spec(spec),
+        cache=EmbeddingCache(ctx.settings.cache_dir),
+        progress=_stages(ctx, spans),
+        should_cancel=ctx.should_cancel,
+    )
+    (ctx.artifacts / "mining_report.json").write_text(json.dumps(report.as_dict(), indent=1))
+    ctx.log(f"mined {report.negatives} negatives for {report.queries} queries")
+    with transaction(ctx.factory) as session:
+        row = dataset_catalog.store_dataset(
+            session,
+            settings=ctx.settings,
+            ds=mined,
+            name=f"{ds.name}-mined",
+            source_job_id=ctx.job_id,
+        )
+        dataset_id = row.id
+    return {
+        "dataset_id": dataset_id,
+        "negatives": report.negatives,
+        "queries": report.queries,
+        "queries_short": report.queries_short,
+        "removed": report.removed,
+    }
+
+
+class DbReporter:
+    """Feeds a fine-tune's steps, losses and evaluations into the job's rows."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def on_step(self, step: int, total: int, loss: float, lr: float) -> None:
+        self.ctx.progress(0.05 + 0.9 * step / max(total, 1), stage="train", step=step, total=total)
+        self.ctx.metrics(step, {"loss": loss, "learning_rate": lr})
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self.ctx.metrics(step, {f"eval_{k}": v for k, v in metrics.items()})
+
+    def on_event(self, message: str) -> None:
+        self.ctx.log(message)
+
+
+def run_finetune_job(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
+    from core.datasets.split import split_by_query
+    from core.training import run_finetune
+
+    ds = _dataset(ctx, spec.dataset_id)
+    with ctx.factory() as session:
+        base = model_location(session, spec.base_model)
+    val_split = spec.val_split
+    if val_split is None:
+        ds = split_by_query(
+            ds,
+            source=spec.train_split,
+            val_fraction=spec.val_fraction,
+            names=(spec.train_split, "val"),
+        )
+        val_split = "val"
+    ctx.progress(0.02, stage="preparing", force=True)
+    result = run_finetune(
+        finetune_spec(spec, base),
+        ds,
+        ctx.artifacts / "model",
+        train_split=spec.train_split,
+        val_split=val_split,
+        reporter=DbReporter(ctx),
+        should_cancel=ctx.should_cancel,
+        resume=True,
+        cache=EmbeddingCache(ctx.settings.cache_dir),
+    )
+    metrics = {"before": result.metrics_before, "after": result.metrics_after}
+    with transaction(ctx.factory) as session:
+        row = repos.upsert_by_job(
+            session,
+            ModelRow,
+            job_id=ctx.job_id,
+            reference="",
+            kind="finetuned",
+            method=spec.method,
+            base_model=spec.base_model,
+            path=str(result.model_dir),
+            dataset_id=spec.dataset_id,
+            metrics=metrics,
+        )
+        row.reference = row.id
+        model_id = row.id
+    return {
+        "model_id": model_id,
+        "metrics": metrics,
+        "train_seconds": result.train_seconds,
+        "samples_per_second": result.samples_per_second,
+    }
+
+
 HANDLERS: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
     "eval": run_eval,
     "index": run_index,
+    "mine": run_mine,
+    "finetune": run_finetune_job,
 }

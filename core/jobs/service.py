@@ -7,8 +7,16 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog.models import model_location
-from core.errors import InvalidInput
-from core.jobs.specs import QUEUE_OF, EvalJob, FinetuneJob, IndexJob, MineJob
+from core.errors import Conflict, InvalidInput
+from core.jobs.specs import (
+    QUEUE_OF,
+    EvalJob,
+    FinetuneJob,
+    IndexJob,
+    MineJob,
+    finetune_spec,
+    mining_spec,
+)
 from core.models.resolve import check_reference
 from core.store import repos
 from core.store.db import transaction
@@ -30,6 +38,10 @@ def submit_job(
         repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
         ref = getattr(spec, "model", None) or getattr(spec, "base_model", None)
         _check_model(session, ref)
+        if isinstance(request, MineJob):
+            mining_spec(request.spec)
+        elif isinstance(request, FinetuneJob):
+            finetune_spec(request.spec, model_location(session, request.spec.base_model))
         job = repos.add_job(
             session,
             type=request.type,
@@ -51,6 +63,8 @@ def cancel_job(factory: sessionmaker[Session], *, job_id: str) -> JobRow:
     """A queued job is cancelled at once; a running one is asked to stop at its next step."""
     with transaction(factory) as session:
         job = repos.lock_job(session, job_id=job_id)
+        if job.status in repos.TERMINAL:
+            raise Conflict(f"job '{job_id}' already {job.status}", code="job_finished", param="id")
         if job.status == "queued":
             job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
             repos.add_event(session, job_id=job_id, kind="state", message="cancelled")

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import InvalidInput
+
 JobType = Literal["eval", "index", "mine", "finetune"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 QUEUE_OF: dict[str, str] = {"eval": "cpu", "index": "cpu", "mine": "cpu", "finetune": "gpu"}
@@ -79,3 +81,28 @@ SPEC_OF: dict[str, type[_Spec]] = {
     "mine": MineJobSpec,
     "finetune": FinetuneJobSpec,
 }
+
+
+def mining_spec(spec: MineJobSpec):  # -> core.mining.MiningSpec
+    """The domain spec of a mine job; unknown or invalid options raise ``InvalidInput``."""
+    from core.mining import MiningSpec
+
+    known = set(MiningSpec.__dataclass_fields__) - {"split", "index"}
+    if unknown := sorted(set(spec.options) - known):
+        raise InvalidInput(f"unknown mining option '{unknown[0]}'", param=f"options.{unknown[0]}")
+    try:
+        return MiningSpec(**spec.options, split=spec.split)
+    except TypeError as exc:
+        raise InvalidInput(f"invalid mining options: {exc}", param="options") from None
+
+
+def finetune_spec(spec: FinetuneJobSpec, base_model: str):  # -> core.training.FinetuneSpec
+    """The domain spec of a finetune job; unknown or invalid params raise ``InvalidInput``."""
+    from core.training import FinetuneSpec
+
+    for key in ("method", "base_model"):
+        if key in spec.params:
+            raise InvalidInput(
+                f"give '{key}' at the top of the spec, not in params", param=f"params.{key}"
+            )
+    return FinetuneSpec.from_dict({**spec.params, "method": spec.method, "base_model": base_model})

@@ -85,6 +85,28 @@ def test_beir_round_trip_keeps_ids_titles_grades_and_every_split(tmp_path: Path)
     assert (out / "qrels" / "test.tsv").read_text().splitlines()[0] == "query-id\tcorpus-id\tscore"
 
 
+def test_beir_keeps_mined_negatives_in_negatives_jsonl(tmp_path: Path) -> None:
+    ds = sample()
+    ds.negatives = {"q0": ["d4", "d2"], "q1": ["d4"]}
+    out = save_dataset(ds, tmp_path / "mined", "beir")
+    assert (out / "negatives.jsonl").is_file()
+    assert load_dataset(out).negatives == ds.negatives
+
+
+def test_beir_negatives_with_unknown_ids_are_refused(tmp_path: Path) -> None:
+    out = save_dataset(sample(), tmp_path / "bad", "beir")
+    (out / "negatives.jsonl").write_text('{"query-id": "q0", "corpus-ids": ["d4", "nope"]}\n')
+    with pytest.raises(DatasetInvalid) as info:
+        load_dataset(out)
+    issue = info.value.issues[0]
+    assert (issue.code, issue.file, issue.line, issue.field) == (
+        "unknown_doc_id",
+        "negatives.jsonl",
+        1,
+        "corpus-ids",
+    )
+
+
 def test_beir_writes_only_the_split_asked_for(tmp_path: Path) -> None:
     ds = sample()
     ds.qrels["test"] = {"q1": {"d4": 1}}
