@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Starts API + worker (SQLite, filesystem broker, ./var/demo) and drives the HTTP API:
+# upload the SciFact sample, eval -> mine -> finetune -> eval, print before/after.
 demo: install
-	$(VENV)/bin/embedtune eval --dataset data/scifact-sample \
-		--model sentence-transformers/all-MiniLM-L6-v2 --split test
+	$(PY) scripts/demo.py
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,127 @@
+"""A real Celery worker process on real Redis and Postgres, and an API client beside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from core.settings import Settings
+from tests.conftest import REDIS, SAMPLE
+
+READY_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def e2e_settings(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str, broker_prefix: str
+) -> Settings:
+    # A queue prefix per module, so a module's worker never sees another module's jobs.
+    prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("e2e") / "var",
+        database_url=pg_url,
+        broker_url=REDIS,
+        broker_prefix=prefix,
+    )
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(settings.data_dir),
+        "EMBEDTUNE_DATABASE_URL": settings.db_url,
+        "EMBEDTUNE_BROKER_URL": REDIS,
+        "EMBEDTUNE_BROKER_PREFIX": settings.broker_prefix,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.tasks:celery",
+        "worker",
+        "-Q",
+        "cpu,gpu",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "-n",
+        f"e2e-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while b"ready." not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process
+
+
+@pytest.fixture(scope="module")
+def worker(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = start_worker(e2e_settings, log)
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def api(e2e_settings: Settings, worker: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(e2e_settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sample_id(api: TestClient) -> str:
+    files = [
+        ("files", (str(p.relative_to(SAMPLE)), p.read_bytes()))
+        for p in sorted(SAMPLE.rglob("*"))
+        if p.suffix in (".jsonl", ".tsv")
+    ]
+    response = api.post("/v1/datasets", files=files, data={"name": "scifact-sample"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def wait_for(
+    api: TestClient,
+    job_id: str,
+    *,
+    until: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
+    timeout: float = 600,
+) -> tuple[dict, list[float]]:
+    """Poll a job until it reaches one of ``until``; returns it and the progress seen."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        seen.append(job["progress"])
+        if job["status"] in until:
+            return job, seen
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
