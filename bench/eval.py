@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.datasets.io import load_dataset
-from sentence_transformers.evaluation import InformationRetrievalEvaluator
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.cache import EmbeddingCache

@@ -17,6 +17,7 @@ import dataclasses
 import random
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def sweep(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> 
     print(f"positive scores: {_fmt(ScoreSummary.of(pos))}")
     print(f"top-200 candidates: {_fmt(ScoreSummary.of(got.scores[np.isfinite(got.scores)]))}")
     print(
-        f"{'setting':<34}{'hidden mined':>14}{'negs/q':>7}{'short':>6}"
+        f"{'setting':<34}{'hidden pooled':>14}{'hidden mined':>14}{'negs/q':>7}{'short/0':>7}"
         f"{'kept negative scores':>36}{'gap':>7}  removed"
     )
     for name, spec in SETTINGS:
@@ -193,16 +194,22 @@ SETTINGS = [
 
 
 def _setting_row(name: str, spec: MiningSpec, got: Retrieved, pos_mean: float) -> str:
-    """Hidden positives mined (each positive of a multi-positive query hidden in turn, as a
-    share of the negatives mined for it), then the outcome with every positive known."""
-    hidden = mined_hidden = hidden_negs = 0
+    """Hidden positives (each positive of a multi-positive query hidden in turn): how many
+    survive the filters into the pool sampled from and how many are mined, each also as a
+    share of the pool or of the negatives; then the outcome with every positive known."""
+    pool_spec = dataclasses.replace(
+        spec, sampling="top", num_negatives=spec.range_max - spec.range_min
+    )
+    hidden = Counter()
     counts, negs, removed = [], [], dict.fromkeys(("window", "max_score", "margin"), 0)
     for i, q in enumerate(got.qids):
         known_all = got.positives[q]
         for p in known_all if len(known_all) > 1 else ():
+            pool = _select(pool_spec, got, i, known_all - {p}).ids
             sel = _select(spec, got, i, known_all - {p})
-            hidden, mined_hidden = hidden + 1, mined_hidden + (p in sel.ids)
-            hidden_negs += len(sel.ids)
+            hidden.update(
+                n=1, pooled=p in pool, pool=len(pool), mined=p in sel.ids, negs=len(sel.ids)
+            )
         sel = _select(spec, got, i, known_all)
         counts.append(len(sel.ids))
         negs.extend(sel.scores)
@@ -211,10 +218,11 @@ def _setting_row(name: str, spec: MiningSpec, got: Retrieved, pos_mean: float) -
     counts = np.asarray(counts)
     neg = ScoreSummary.of(np.asarray(negs))
     gone = " ".join(f"{k} {v}" for k, v in removed.items() if v)
-    rate = f"{mined_hidden}/{hidden} {mined_hidden / max(hidden_negs, 1):.1%}"
-    short = int((counts < spec.num_negatives).sum())
+    pooled = f"{hidden['pooled']}/{hidden['n']} {hidden['pooled'] / max(hidden['pool'], 1):.2%}"
+    mined = f"{hidden['mined']}/{hidden['n']} {hidden['mined'] / max(hidden['negs'], 1):.1%}"
+    short = f"{int((counts < spec.num_negatives).sum())}/{int((counts == 0).sum())}"
     return (
-        f"{name:<34}{rate:>14}{counts.mean():>7.2f}{short:>6}{_fmt(neg):>36}"
+        f"{name:<34}{pooled:>14}{mined:>14}{counts.mean():>7.2f}{short:>7}{_fmt(neg):>36}"
         f"{pos_mean - (neg.mean or 0):>7.3f}  {gone}"
     )
 

@@ -48,7 +48,12 @@ def test_index_and_mine_jobs_store_their_outputs(
     mine_job = submit(
         api,
         "mine",
-        {"dataset_id": sample_id, "model": base, "split": "train", "options": {"num_negatives": 3, "relative_margin": None}},
+        {
+            "dataset_id": sample_id,
+            "model": base,
+            "split": "train",
+            "options": {"num_negatives": 3, "relative_margin": None},
+        },
     )
     job, _ = wait_for(api, index_job)
     assert job["status"] == "succeeded", job["error"]
