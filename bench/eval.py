@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.datasets.io import load_dataset
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
+from core.datasets.io import load_dataset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.cache import EmbeddingCache
 from core.models.embedder import load_embedder
