@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -12,9 +15,18 @@ from core.store.db import make_engine, make_session_factory
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     from workers.app import RUN_JOB, create_celery
+    from workers.reconciler import Reconciler
 
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reconciler.start()  # re-enqueues jobs that faults left behind
+        yield
+        reconciler.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="EmbedTune",
         version="0.1.0",
         description="Fine-tune retrieval embedding models on your data, "
@@ -30,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             conn.ensure_connection(max_retries=1, timeout=2)
 
     app.state.broker_ping = broker_ping
+    reconciler = Reconciler(app.state.factory, settings, celery, app.state.enqueue)
     install_error_handlers(app)
     for module in (health, datasets, jobs, models):
         app.include_router(module.router)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
     max_upload_bytes: int = 2 << 30
     job_max_attempts: int = 3  # deliveries of one job before it fails as worker_lost
+    heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
+    lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
+    reconcile_seconds: float = 30.0  # how often the API re-enqueues lost and stale jobs
 
     @property
     def db_url(self) -> str:

@@ -112,6 +112,7 @@ def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settin
         database_url=pg_url,
         broker_url=REDIS,
         broker_prefix=broker_prefix,
+        reconcile_seconds=0,  # no reconciler thread: tests that need one run it themselves
     )
     engine = create_engine(pg_url)
     with engine.begin() as conn:

@@ -1,25 +1,46 @@
-"""Task adapters: receive a job id, run the core use case, nothing else."""
+"""The task adapter (a job id in, the core use case run, nothing else) and worker signals."""
 
 from __future__ import annotations
 
-import socket
+import logging
 
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_shutting_down
 
 from core.jobs.runner import run_job
+from core.store import repos
+from core.store.db import transaction
 from workers.app import RUN_JOB, create_celery
 from workers.runtime import runtime
 
+log = logging.getLogger(__name__)
 celery = create_celery()
 
 
-@celery.task(name=RUN_JOB, bind=True)
-def run(self, job_id: str) -> str:
+@celery.task(name=RUN_JOB, bind=True, max_retries=None)
+def run(self: Task, job_id: str) -> str:
     rt = runtime()
-    return run_job(
+    outcome = run_job(
         job_id,
         factory=rt.factory,
         settings=rt.settings,
-        worker=f"{socket.gethostname()}:{self.request.hostname}",
+        worker=self.request.hostname,
         time_limit_errors=(SoftTimeLimitExceeded,),
     )
+    if outcome == "busy":  # another worker holds a fresh lease: look again once it may lapse
+        raise self.retry(countdown=rt.settings.lease_seconds)
+    if outcome == "requeue":  # handed back by a worker shutting down: any worker may resume it
+        queue = (self.request.delivery_info or {}).get("routing_key") or "cpu"
+        self.app.send_task(RUN_JOB, args=[job_id], queue=queue)
+    return outcome
+
+
+@worker_shutting_down.connect
+def hand_back_running_jobs(sender: str, **_: object) -> None:
+    """On SIGTERM (a deploy), ask this worker's running jobs to checkpoint and hand back,
+    instead of holding their messages until the job ends."""
+    with transaction(runtime().factory) as session:
+        handed = repos.request_handoff(session, worker=sender)
+    if handed:
+        log.warning("shutting down: handing back %s", ", ".join(handed))

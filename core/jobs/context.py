@@ -1,4 +1,8 @@
-"""What a running job sees: throttled progress and heartbeats, events, metrics, cancellation."""
+"""What a running job sees: throttled progress, events, metrics, and why it must stop.
+
+Every write is fenced by the job's lease token: a worker whose lease was taken back (its
+heartbeat went stale and the job was re-queued) finds its writes refused and stops.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,8 +20,17 @@ from core.store import repos
 from core.store.db import transaction
 from core.store.tables import utcnow
 
-WRITE_EVERY_S = 1.0  # progress rows are rewritten at most this often (each write is a heartbeat)
-CANCEL_CHECK_EVERY_S = 0.5
+WRITE_EVERY_S = 1.0  # progress rows are rewritten at most this often
+CHECK_EVERY_S = 0.5  # cancel / hand-off / lease flags are read at most this often
+StopReason = Literal["cancel", "handoff", "lost"]
+
+
+class Stop(Cancelled):
+    """Raised inside a job that must stop; ``reason`` says why."""
+
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(f"job stopped: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -26,20 +39,20 @@ class JobContext:
     factory: sessionmaker[Session]
     settings: Settings
     artifacts: Path
+    lease_token: str
     started: float = field(default_factory=time.monotonic)
+    stop_reason: StopReason | None = None
     _progress: float = 0.0
     _last_write: float = 0.0
-    _last_cancel_check: float = 0.0
-    _cancelled: bool = False
+    _last_check: float = 0.0
 
     def stage(self, name: str, start: float, span: float) -> Callable[[int, int], None]:
         """A ``progress(done, total)`` callback mapping a stage onto [start, start + span]."""
 
         def report(done: int, total: int) -> None:
-            self.progress(
-                start + span * (done / total if total else 1.0), stage=name, step=done, total=total
-            )
-            self.check_cancel()
+            fraction = start + span * (done / total if total else 1.0)
+            self.progress(fraction, stage=name, step=done, total=total)
+            self.check_stop()
 
         return report
 
@@ -65,34 +78,47 @@ class JobContext:
             "eta_seconds": eta,
             "heartbeat_at": utcnow(),
         }
-        if stage is not None:
-            values["stage"] = stage
-        if step is not None:
-            values["current_step"] = step
-        if total is not None:
-            values["total_steps"] = total
+        values.update(
+            {
+                k: v
+                for k, v in (("stage", stage), ("current_step", step), ("total_steps", total))
+                if v is not None
+            }
+        )
         with transaction(self.factory) as session:
-            repos.update_job(session, job_id=self.job_id, **values)
+            if not repos.update_leased(
+                session, job_id=self.job_id, token=self.lease_token, **values
+            ):
+                self.stop_reason = "lost"
 
     def log(self, message: str, *, level: str = "info", **data: Any) -> None:
-        with transaction(self.factory) as session:
-            repos.add_event(
-                session, job_id=self.job_id, kind="log", message=message, level=level, data=data
-            )
+        if self.stop_reason != "lost":
+            with transaction(self.factory) as session:
+                repos.add_event(
+                    session, job_id=self.job_id, kind="log", message=message, level=level, data=data
+                )
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
-        with transaction(self.factory) as session:
-            repos.add_metrics(session, job_id=self.job_id, step=step, values=values)
+        if self.stop_reason != "lost":
+            with transaction(self.factory) as session:
+                repos.add_metrics(session, job_id=self.job_id, step=step, values=values)
 
     def should_cancel(self) -> bool:
-        """Whether a cancel was requested; reads the database at most every 0.5 s."""
+        """Whether the job must stop (cancelled, handed back, or lease lost); reads the
+        database at most every 0.5 s. Fine-tuning polls this between steps."""
         now = time.monotonic()
-        if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_EVERY_S:
-            self._last_cancel_check = now
+        if self.stop_reason is None and now - self._last_check >= CHECK_EVERY_S:
+            self._last_check = now
             with self.factory() as session:
-                self._cancelled = repos.cancel_requested(session, job_id=self.job_id)
-        return self._cancelled
+                flags = repos.job_flags(session, job_id=self.job_id)
+            if flags is None or flags.lease_token != self.lease_token:
+                self.stop_reason = "lost"
+            elif flags.cancel_requested:
+                self.stop_reason = "cancel"
+            elif flags.handoff_requested:
+                self.stop_reason = "handoff"
+        return self.stop_reason is not None
 
-    def check_cancel(self) -> None:
+    def check_stop(self) -> None:
         if self.should_cancel():
-            raise Cancelled("the job was cancelled")
+            raise Stop(self.stop_reason or "cancel")

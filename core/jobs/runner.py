@@ -1,32 +1,43 @@
-"""Run one job through its lifecycle: claim, run the handler, record the outcome.
+"""Run one job through its lifecycle: claim a lease, run the handler, record the outcome.
 
-Safe to call twice for the same job (a redelivered message): a finished job returns at once,
-a job that was cancelled while queued never starts, and each delivery counts as an attempt.
+Safe to call any number of times for the same job (redelivered or duplicated messages):
+- a finished job returns at once, and a job cancelled while queued never starts;
+- a job another worker holds (fresh heartbeat) is left alone: the caller retries later;
+- each claim counts as an attempt; past ``job_max_attempts`` the job fails as worker_lost;
+- the claim takes a lease token that fences every later write, and a thread renews the
+  heartbeat; a worker whose lease was taken back stops and writes nothing more.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import Cancelled, CoreError
-from core.jobs.context import JobContext
+from core.errors import CoreError
+from core.jobs.context import JobContext, Stop
 from core.jobs.handlers import HANDLERS
 from core.jobs.specs import SPEC_OF
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
-from core.store.tables import utcnow
+from core.store.tables import JobRow, as_utc, utcnow
 
 log = logging.getLogger(__name__)
+
+Outcome = Literal["succeeded", "failed", "cancelled", "busy", "requeue", "lease_lost"]
 
 
 @dataclass(frozen=True)
 class Claim:
     type: str
     spec: dict
+    token: str
 
 
 def run_job(
@@ -36,53 +47,86 @@ def run_job(
     settings: Settings,
     worker: str,
     time_limit_errors: tuple[type[BaseException], ...] = (),
-) -> str:
-    """Run ``job_id`` to a final state and return that state."""
+) -> Outcome:
+    """Run ``job_id``; returns its final state, or ``busy`` (held elsewhere: retry later),
+    ``requeue`` (handed back: enqueue it again) or ``lease_lost``."""
     claim = _claim(job_id, factory, settings, worker)
-    if claim is None:
-        with factory() as session:
-            return repos.get_or_404(session, repos.JobRow, job_id, "job").status
-    ctx = JobContext(job_id, factory, settings, settings.jobs_dir / job_id)
+    if isinstance(claim, str):
+        return claim  # type: ignore[return-value]
+    ctx = JobContext(job_id, factory, settings, settings.jobs_dir / job_id, claim.token)
     ctx.artifacts.mkdir(parents=True, exist_ok=True)
+    beat = _Heartbeat(ctx, settings.heartbeat_seconds)
+    beat.start()
     try:
-        result = HANDLERS[claim.type](ctx, SPEC_OF[claim.type].model_validate(claim.spec))
-    except Cancelled:
-        return _finish(factory, job_id, "cancelled")
+        return _run(ctx, claim, time_limit_errors)
+    finally:
+        beat.stop()
+
+
+def _run(ctx: JobContext, claim: Claim, time_limit_errors: tuple) -> Outcome:
+    spec = SPEC_OF[claim.type].model_validate(claim.spec)
+    try:
+        result = HANDLERS[claim.type](ctx, spec)
     except time_limit_errors:
-        return _finish(
-            factory, job_id, "failed", code="time_limit", message="the job ran past its time limit"
-        )
+        return _finish(ctx, "failed", code="time_limit", message="the job ran past its limit")
     except CoreError as exc:
-        return _finish(factory, job_id, "failed", code=exc.code, message=exc.message)
+        if ctx.should_cancel() or isinstance(exc, Stop):
+            return _stopped(ctx)
+        return _finish(ctx, "failed", code=exc.code, message=exc.message)
     except Exception as exc:
-        log.exception("job %s failed", job_id)
-        return _finish(
-            factory, job_id, "failed", code="internal_error", message=f"{type(exc).__name__}: {exc}"
-        )
-    return _finish(factory, job_id, "succeeded", result=result)
+        log.exception("job %s failed", ctx.job_id)
+        return _finish(ctx, "failed", code="internal_error", message=f"{type(exc).__name__}: {exc}")
+    return _finish(ctx, "succeeded", result=result)
+
+
+def _stopped(ctx: JobContext) -> Outcome:
+    if ctx.stop_reason == "lost":
+        log.warning("job %s: lease lost, stopping without writing", ctx.job_id)
+        return "lease_lost"
+    if ctx.stop_reason == "handoff":
+        with transaction(ctx.factory) as session:
+            job = repos.lock_job(session, job_id=ctx.job_id)
+            if job.lease_token != ctx.lease_token:
+                return "lease_lost"
+            job.status, job.lease_token, job.handoff_requested = "queued", None, False
+            job.attempts -= 1  # a hand-off is not a failed attempt
+            job.enqueued_at = utcnow()
+            repos.add_event(
+                session,
+                job_id=ctx.job_id,
+                kind="state",
+                message="queued",
+                data={"reason": "handed back: its worker is shutting down"},
+            )
+        return "requeue"
+    return _finish(ctx, "cancelled")
 
 
 def _claim(
     job_id: str, factory: sessionmaker[Session], settings: Settings, worker: str
-) -> Claim | None:
+) -> Claim | Outcome:
     with transaction(factory) as session:
         job = repos.lock_job(session, job_id=job_id)
         if job.status in repos.TERMINAL:
-            return None
+            return job.status  # type: ignore[return-value]
         if job.cancel_requested:
-            _set_final(session, job_id, "cancelled")
-            return None
-        job.attempts += 1
-        if job.attempts > settings.job_max_attempts:
-            _set_final(
+            set_final(session, job, "cancelled")
+            return "cancelled"
+        if job.status == "running" and not is_stale(job, settings.lease_seconds):
+            return "busy"
+        if job.attempts >= settings.job_max_attempts:
+            set_final(
                 session,
-                job_id,
+                job,
                 "failed",
                 code="worker_lost",
-                message=f"gave up after {settings.job_max_attempts} deliveries",
+                message=f"gave up after {job.attempts} attempts whose worker was lost",
             )
-            return None
-        job.status, job.worker, job.heartbeat_at = "running", worker, utcnow()
+            return "failed"
+        job.attempts += 1
+        token = uuid.uuid4().hex
+        job.status, job.worker, job.lease_token = "running", worker, token
+        job.heartbeat_at, job.handoff_requested = utcnow(), False
         job.started_at = job.started_at or utcnow()
         repos.add_event(
             session,
@@ -91,47 +135,84 @@ def _claim(
             message="running",
             data={"attempt": job.attempts, "worker": worker},
         )
-        return Claim(job.type, dict(job.spec))
+        return Claim(job.type, dict(job.spec), token)
+
+
+def is_stale(job: JobRow, lease_seconds: float) -> bool:
+    if job.heartbeat_at is None:
+        return True
+    return utcnow() - as_utc(job.heartbeat_at) > timedelta(seconds=lease_seconds)
 
 
 def _finish(
-    factory: sessionmaker[Session],
-    job_id: str,
+    ctx: JobContext,
     status: str,
     *,
     code: str | None = None,
     message: str | None = None,
     result: dict | None = None,
-) -> str:
-    with transaction(factory) as session:
-        _set_final(session, job_id, status, code=code, message=message, result=result)
-    return status
+) -> Outcome:
+    with transaction(ctx.factory) as session:
+        job = repos.lock_job(session, job_id=ctx.job_id)
+        if job.lease_token != ctx.lease_token:
+            log.warning("job %s: lease lost before recording %s", ctx.job_id, status)
+            return "lease_lost"
+        set_final(session, job, status, code=code, message=message, result=result)
+    return status  # type: ignore[return-value]
 
 
-def _set_final(
+def set_final(
     session: Session,
-    job_id: str,
+    job: JobRow,
     status: str,
     *,
     code: str | None = None,
     message: str | None = None,
     result: dict | None = None,
 ) -> None:
-    values: dict = {
-        "status": status,
-        "finished_at": utcnow(),
-        "error_code": code,
-        "error_message": message,
-        "eta_seconds": None,
-    }
+    """Move ``job`` (locked) to a final state and record the event."""
+    job.status, job.finished_at, job.eta_seconds, job.lease_token = status, utcnow(), None, None
+    job.error_code, job.error_message = code, message
     if status == "succeeded":
-        values.update(progress=1.0, result=result or {})
-    repos.update_job(session, job_id=job_id, **values)
+        job.progress, job.result = 1.0, result or {}
     repos.add_event(
         session,
-        job_id=job_id,
+        job_id=job.id,
         kind="state",
         message=status,
         level="error" if status == "failed" else "info",
         data={"code": code, "message": message} if code else {},
     )
+
+
+class _Heartbeat:
+    """Renews the job's heartbeat while it runs; notices when the lease was taken back."""
+
+    def __init__(self, ctx: JobContext, every: float) -> None:
+        self.ctx, self.every = ctx, every
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="heartbeat")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                with transaction(self.ctx.factory) as session:
+                    held = repos.update_leased(
+                        session,
+                        job_id=self.ctx.job_id,
+                        token=self.ctx.lease_token,
+                        heartbeat_at=utcnow(),
+                    )
+            except Exception:  # a database blip: try again at the next beat
+                log.warning("heartbeat of job %s failed", self.ctx.job_id, exc_info=True)
+                continue
+            if not held:
+                self.ctx.stop_reason = "lost"
+                return

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -104,8 +104,47 @@ def update_job(session: Session, *, job_id: str, **values: Any) -> None:
     session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
 
 
-def cancel_requested(session: Session, *, job_id: str) -> bool:
-    return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+def update_leased(session: Session, *, job_id: str, token: str, **values: Any) -> bool:
+    """Update a job only while ``token`` holds its lease; False when the lease is gone."""
+    result = session.execute(
+        update(JobRow).where(JobRow.id == job_id, JobRow.lease_token == token).values(**values)
+    )
+    return result.rowcount == 1
+
+
+def job_flags(session: Session, *, job_id: str) -> Row | None:
+    """(cancel_requested, handoff_requested, lease_token) of a job."""
+    return session.execute(
+        select(JobRow.cancel_requested, JobRow.handoff_requested, JobRow.lease_token).where(
+            JobRow.id == job_id
+        )
+    ).first()
+
+
+def stale_running(session: Session, *, before: datetime) -> list[JobRow]:
+    """Running jobs whose heartbeat is older than ``before``, locked (others skipped)."""
+    query = select(JobRow).where(JobRow.status == "running", JobRow.heartbeat_at < before)
+    return list(session.scalars(query.with_for_update(skip_locked=True)))
+
+
+def queued_before(session: Session, *, before: datetime) -> list[JobRow]:
+    """Queued jobs last handed to the broker before ``before`` (or never)."""
+    query = select(JobRow).where(
+        JobRow.status == "queued",
+        (JobRow.enqueued_at < before) | JobRow.enqueued_at.is_(None),
+    )
+    return list(session.scalars(query.with_for_update(skip_locked=True)))
+
+
+def request_handoff(session: Session, *, worker: str) -> list[str]:
+    """Ask the jobs ``worker`` runs to hand themselves back; returns their ids."""
+    rows = session.scalars(
+        update(JobRow)
+        .where(JobRow.status == "running", JobRow.worker == worker)
+        .values(handoff_requested=True)
+        .returning(JobRow.id)
+    )
+    return list(rows)
 
 
 def add_event(

@@ -31,6 +31,9 @@ def e2e_settings(
         database_url=pg_url,
         broker_url=REDIS,
         broker_prefix=prefix,
+        heartbeat_seconds=1,
+        lease_seconds=6,
+        reconcile_seconds=1,
     )
 
 
@@ -43,6 +46,9 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
         "EMBEDTUNE_BROKER_PREFIX": settings.broker_prefix,
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        "EMBEDTUNE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "EMBEDTUNE_LEASE_SECONDS": str(settings.lease_seconds),
+        "EMBEDTUNE_JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
     }
     argv = [
         sys.executable,

@@ -1,0 +1,88 @@
+"""Take back what faults left behind; Postgres is the source of truth, the broker is not.
+
+- A running job whose heartbeat is older than the lease went with its worker: it is queued
+  again (its lease token cleared, so the old worker's writes are refused), or failed as
+  worker_lost once it used up its attempts.
+- A queued job the broker no longer holds (Redis restarted, a crash between commit and
+  enqueue) is enqueued again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.jobs.runner import set_final
+from core.jobs.service import Enqueue
+from core.jobs.specs import QUEUE_OF
+from core.settings import Settings
+from core.store import repos
+from core.store.db import transaction
+from core.store.tables import as_utc, utcnow
+
+BrokerJobIds = Callable[[], set[str] | None]
+"""Ids of the jobs the broker holds (waiting or delivered); None when it cannot tell."""
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    requeued_stale: list[str]
+    failed_stale: list[str]
+    reenqueued_lost: list[str]
+
+
+def reconcile(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    enqueue: Enqueue,
+    broker_job_ids: BrokerJobIds,
+) -> Reconciled:
+    now = utcnow()
+    requeued, failed, lost = [], [], []
+    with transaction(factory) as session:
+        for job in repos.stale_running(
+            session, before=now - timedelta(seconds=settings.lease_seconds)
+        ):
+            age = (now - as_utc(job.heartbeat_at)).total_seconds()
+            if job.attempts >= settings.job_max_attempts:
+                set_final(
+                    session,
+                    job,
+                    "failed",
+                    code="worker_lost",
+                    message=f"its worker stopped answering ({age:.0f}s without a "
+                    f"heartbeat) on the last of {job.attempts} attempts",
+                )
+                failed.append(job.id)
+                continue
+            job.status, job.lease_token, job.enqueued_at = "queued", None, now
+            repos.add_event(
+                session,
+                job_id=job.id,
+                kind="state",
+                message="queued",
+                data={"reason": f"worker stopped answering ({age:.0f}s)"},
+            )
+            requeued.append((job.id, job.type))
+    held = broker_job_ids()
+    if held is not None:
+        grace = now - timedelta(seconds=settings.reconcile_seconds)
+        with transaction(factory) as session:
+            for job in repos.queued_before(session, before=grace):
+                if job.id not in held and job.id not in {j for j, _ in requeued}:
+                    job.enqueued_at = now
+                    repos.add_event(
+                        session,
+                        job_id=job.id,
+                        kind="log",
+                        level="warning",
+                        message="re-enqueued: the broker no longer held it",
+                    )
+                    lost.append((job.id, job.type))
+    for job_id, job_type in requeued + lost:
+        enqueue(job_id, QUEUE_OF[job_type])
+    return Reconciled([j for j, _ in requeued], failed, [j for j, _ in lost])
