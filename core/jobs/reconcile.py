@@ -23,6 +23,7 @@ from core.store import repos
 from core.store.db import transaction
 from core.store.tables import as_utc, utcnow
 
+ENQUEUE_GRACE_S = 10.0  # a job committed this recently may not have reached the broker yet
 BrokerJobIds = Callable[[], set[str] | None]
 """Ids of the jobs the broker holds (waiting or delivered); None when it cannot tell."""
 
@@ -70,7 +71,7 @@ def reconcile(
             requeued.append((job.id, job.type))
     held = broker_job_ids()
     if held is not None:
-        grace = now - timedelta(seconds=settings.reconcile_seconds)
+        grace = now - timedelta(seconds=ENQUEUE_GRACE_S)
         with transaction(factory) as session:
             for job in repos.queued_before(session, before=grace):
                 if job.id not in held and job.id not in {j for j, _ in requeued}:

@@ -47,6 +47,7 @@ def submit_job(
             type=request.type,
             spec=spec.model_dump(mode="json"),
             dataset_id=spec.dataset_id,
+            enqueued_at=utcnow(),  # the reconciler re-enqueues it if this process dies now
         )
     enqueue(job.id, QUEUE_OF[request.type])
     return job
