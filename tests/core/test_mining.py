@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,8 +19,10 @@ from cli.mine import mine as mine_command
 from core.datasets.io import load_dataset
 from core.datasets.model import Document, Query, RetrievalDataset
 from core.errors import Cancelled, InvalidInput
+from core.evaluation.evaluator import encode_cached
 from core.indexing.faiss_index import IndexSpec
 from core.mining import MiningReport, MiningSpec, margin_ceiling, mine_negatives, select_negatives
+from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
 
 # The tiny random model scores every pair near 0.95, so its specs leave the margin off.
@@ -27,6 +30,7 @@ SPEC = MiningSpec(
     range_min=5, range_max=40, num_negatives=4, relative_margin=None, index=IndexSpec("flat")
 )
 Mined = tuple[RetrievalDataset, MiningReport]
+Mine = Callable[..., Mined]
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +44,34 @@ def embedder(tiny_model_dir: Path) -> Embedder:
 
 
 @pytest.fixture(scope="module")
-def ranking(sample: RetrievalDataset, embedder: Embedder) -> dict[str, list[str]]:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
+    """Shared by every mining run here, so the sample corpus is encoded once."""
+    return EmbeddingCache(tmp_path_factory.mktemp("mining-cache"))
+
+
+@pytest.fixture(scope="module")
+def ranking(
+    sample: RetrievalDataset, embedder: Embedder, cache: EmbeddingCache
+) -> dict[str, list[str]]:
     """Every train query's documents, best first, by exact search."""
     doc_ids = list(sample.corpus)
-    docs = embedder.encode([sample.corpus[d].full_text for d in doc_ids], "document")
+    texts = [sample.corpus[d].full_text for d in doc_ids]
+    docs, _ = encode_cached(embedder, texts, "document", cache)
     qids = list(sample.split_qrels("train"))
-    queries = embedder.encode([sample.queries[q].text for q in qids], "query")
+    queries, _ = encode_cached(embedder, [sample.queries[q].text for q in qids], "query", cache)
     order = np.argsort(-(queries @ docs.T), axis=1, kind="stable")
     return {q: [doc_ids[j] for j in row] for q, row in zip(qids, order, strict=True)}
 
 
 @pytest.fixture(scope="module")
-def mined(sample: RetrievalDataset, embedder: Embedder) -> Mined:
-    return mine_negatives(sample, embedder, SPEC)
+def mine(embedder: Embedder, cache: EmbeddingCache) -> Mine:
+    """``mine_negatives`` with the tiny model and the shared cache."""
+    return lambda ds, spec=SPEC, **kw: mine_negatives(ds, embedder, spec, cache=cache, **kw)
+
+
+@pytest.fixture(scope="module")
+def mined(sample: RetrievalDataset, mine: Mine) -> Mined:
+    return mine(sample)
 
 
 def positives(ds: RetrievalDataset, qid: str) -> set[str]:
@@ -71,17 +90,17 @@ def test_every_train_query_gets_num_negatives_and_no_positive(mined: Mined) -> N
 
 
 def test_positives_of_other_splits_are_excluded(
-    sample: RetrievalDataset, embedder: Embedder, mined: Mined
+    sample: RetrievalDataset, mine: Mine, mined: Mined
 ) -> None:
     first = {q: negs[0] for q, negs in list(mined[0].negatives.items())[:50]}
     qrels = {**sample.qrels, "extra": {q: {d: 1} for q, d in first.items()}}
-    ds, report = mine_negatives(dataclasses.replace(sample, qrels=qrels), embedder, SPEC)
+    ds, report = mine(dataclasses.replace(sample, qrels=qrels))
     assert all(first[q] not in ds.negatives[q] for q in first)
     assert report.removed["positive"] == mined[1].removed["positive"] + len(first)
 
 
 def test_documents_with_a_positives_or_the_querys_text_are_excluded(
-    sample: RetrievalDataset, embedder: Embedder
+    sample: RetrievalDataset, mine: Mine
 ) -> None:
     qids = list(sample.split_qrels("train"))[:20]
     copies = {}
@@ -93,16 +112,16 @@ def test_documents_with_a_positives_or_the_querys_text_are_excluded(
         copies[f"echo-{qid}"] = Document(f"echo-{qid}", sample.queries[qid].text)
     ds = dataclasses.replace(sample, corpus={**sample.corpus, **copies})
     spec = dataclasses.replace(SPEC, range_min=0, sampling="top", num_negatives=40)
-    mined_ds, report = mine_negatives(ds, embedder, spec)
+    mined_ds, report = mine(ds, spec)
     assert not any(d in copies for negs in mined_ds.negatives.values() for d in negs)
     assert report.removed["duplicate_text"] >= len(qids)  # at least the positives' copies rank
 
 
 def test_window_and_top_sampling_follow_the_ranking(
-    sample: RetrievalDataset, embedder: Embedder, ranking: dict[str, list[str]]
+    sample: RetrievalDataset, mine: Mine, ranking: dict[str, list[str]]
 ) -> None:
     spec = dataclasses.replace(SPEC, sampling="top")
-    ds, _ = mine_negatives(sample, embedder, spec)
+    ds, _ = mine(sample, spec)
     for qid, negatives in ds.negatives.items():
         ranked = ranking[qid]
         assert all(spec.range_min <= ranked.index(d) < spec.range_max for d in negatives)
@@ -112,21 +131,21 @@ def test_window_and_top_sampling_follow_the_ranking(
 
 
 def test_random_sampling_stays_in_the_window_and_is_seeded(
-    sample: RetrievalDataset, embedder: Embedder, mined: Mined, ranking: dict[str, list[str]]
+    sample: RetrievalDataset, mine: Mine, mined: Mined, ranking: dict[str, list[str]]
 ) -> None:
     for qid, negatives in mined[0].negatives.items():
         assert all(SPEC.range_min <= ranking[qid].index(d) < SPEC.range_max for d in negatives)
-    again, _ = mine_negatives(sample, embedder, SPEC)
-    other, _ = mine_negatives(sample, embedder, dataclasses.replace(SPEC, seed=7))
+    again, _ = mine(sample)
+    other, _ = mine(sample, dataclasses.replace(SPEC, seed=7))
     assert again.negatives == mined[0].negatives
     assert other.negatives != mined[0].negatives
 
 
 def test_batch_size_does_not_change_the_result(
-    sample: RetrievalDataset, embedder: Embedder, mined: Mined
+    sample: RetrievalDataset, mine: Mine, mined: Mined
 ) -> None:
     one_by_one = dataclasses.replace(SPEC, batch_size=1)
-    ds, report = mine_negatives(sample, embedder, one_by_one)
+    ds, report = mine(sample, one_by_one)
     assert ds.negatives == mined[0].negatives
     same = ("removed", "scores", "negatives_per_query", "candidates")
     assert all(getattr(report, k) == getattr(mined[1], k) for k in same)
@@ -147,25 +166,23 @@ def test_report_counts_add_up(mined: Mined) -> None:
 
 
 def test_other_queries_keep_their_negatives_and_the_input_is_untouched(
-    sample: RetrievalDataset, embedder: Embedder
+    sample: RetrievalDataset, mine: Mine
 ) -> None:
     test_qid = next(iter(sample.split_qrels("test")))
     given = dataclasses.replace(sample, negatives={test_qid: [next(iter(sample.corpus))]})
-    ds, _ = mine_negatives(given, embedder, SPEC)
+    ds, _ = mine(given)
     assert ds.negatives[test_qid] == given.negatives[test_qid]
     assert list(given.negatives) == [test_qid]
 
 
-def test_progress_reports_stages_and_cancel_stops(
-    sample: RetrievalDataset, embedder: Embedder
-) -> None:
+def test_progress_reports_stages_and_cancel_stops(sample: RetrievalDataset, mine: Mine) -> None:
     seen: dict[str, tuple[int, int]] = {}
     spec = dataclasses.replace(SPEC, batch_size=300)
-    mine_negatives(sample, embedder, spec, progress=lambda s, d, t: seen.__setitem__(s, (d, t)))
+    mine(sample, spec, progress=lambda s, d, t: seen.__setitem__(s, (d, t)))
     assert seen["mine"] == (809, 809) and seen["encode_corpus"] == (2000, 2000)
     polls = iter([False, False, False, True])
     with pytest.raises(Cancelled):
-        mine_negatives(sample, embedder, spec, should_cancel=lambda: next(polls))
+        mine(sample, spec, should_cancel=lambda: next(polls))
 
 
 # -- filters on hand-made candidates ---------------------------------------------------
@@ -279,11 +296,9 @@ def test_bad_specs_are_refused(change: dict[str, object]) -> None:
         MiningSpec(**change)  # type: ignore[arg-type]
 
 
-def test_a_split_without_judged_queries_is_refused(
-    sample: RetrievalDataset, embedder: Embedder
-) -> None:
+def test_a_split_without_judged_queries_is_refused(sample: RetrievalDataset, mine: Mine) -> None:
     with pytest.raises(InvalidInput, match="no query with a relevant document"):
-        mine_negatives(dataclasses.replace(sample, qrels={"train": {}}), embedder, SPEC)
+        mine(dataclasses.replace(sample, qrels={"train": {}}))
 
 
 # -- CLI ---------------------------------------------------------------------------------

@@ -68,8 +68,9 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
         "--without-gossip",
         "--without-mingle",
     ]
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # its own session, so a test can kill the whole worker
         argv,
+        start_new_session=True,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -97,7 +98,7 @@ def worker(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def api(e2e_settings: Settings, worker: Path) -> Iterator[TestClient]:
+def api(e2e_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(e2e_settings)) as client:
         yield client
 

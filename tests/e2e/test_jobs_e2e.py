@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import wait_for
 
+pytestmark = pytest.mark.usefixtures("worker")
+
 
 @pytest.fixture(scope="module")
 def base(tiny_model_dir: Path) -> str:
