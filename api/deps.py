@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.jobs.service import Enqueue
@@ -34,6 +34,14 @@ def get_enqueue(request: Request) -> Enqueue:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retries with the same key get the first "
+        "response; the same key with another body is a 409.",
+    ),
+]
 FactoryDep = Annotated[sessionmaker[Session], Depends(get_factory)]
 SessionDep = Annotated[Session, Depends(get_session)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]

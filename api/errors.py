@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from core.auth import Forbidden, Unauthorized
 from core.errors import (
     Cancelled,
     Conflict,
@@ -25,6 +27,8 @@ from core.errors import (
 log = logging.getLogger("embedtune.api")
 
 STATUS_OF: tuple[tuple[type[CoreError], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (Cancelled, 409),
@@ -55,7 +59,11 @@ def install_error_handlers(app: FastAPI) -> None:
         extra = (
             {"issues": [i.as_dict() for i in exc.issues]} if isinstance(exc, DatasetInvalid) else {}
         )
-        headers = {"Retry-After": "1"} if status == 429 else None
+        headers = None
+        if isinstance(exc, Overloaded):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        elif isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(
             error_body(exc.code, exc.message, exc.param, status, **extra), status, headers=headers
         )

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import datasets, health, jobs, models
+from api.limits import BodyLimit
+from api.routes import datasets, embeddings, health, indexes, jobs, models
+from api.security import RateLimiter, require
+from core.serving.catalog import build_engine
 from core.settings import Settings, get_settings
 from core.store.db import make_engine, make_session_factory
 
@@ -24,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciler.start()  # re-enqueues jobs that faults left behind
         yield
         reconciler.stop()
+        app.state.engine.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -35,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     celery = create_celery(settings)
     app.state.settings = settings
     app.state.factory = make_session_factory(make_engine(settings.db_url))
+    app.state.engine = build_engine(settings, app.state.factory)
     app.state.enqueue = lambda job_id, queue: celery.send_task(RUN_JOB, args=[job_id], queue=queue)
 
     def broker_ping() -> None:
@@ -43,7 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.broker_ping = broker_ping
     reconciler = Reconciler(app.state.factory, settings, celery, app.state.enqueue)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
-    for module in (health, datasets, jobs, models):
-        app.include_router(module.router)
+    app.add_middleware(
+        BodyLimit, upload_bytes=settings.max_upload_bytes, other_bytes=settings.max_request_bytes
+    )
+    app.include_router(health.router)  # /healthz is open; /readyz asks for a key itself
+    for module in (models, embeddings, indexes):
+        app.include_router(module.router, dependencies=[Depends(require("inference"))])
+    for module in (datasets, jobs):  # inference-only keys may not read data or submit jobs
+        app.include_router(module.router, dependencies=[Depends(require("user"))])
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from cli import datasets, evaluate, finetune, mine, platform  # noqa: F401  (registers commands)
+from cli import datasets, evaluate, finetune, keys, mine, platform  # noqa: F401  (registers)
 from cli.app import app, print_error
 from core.errors import CoreError
 

@@ -32,6 +32,17 @@ class InvalidInput(CoreError):
 class Overloaded(CoreError):
     code = "overloaded"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float = 1.0,
+    ) -> None:
+        super().__init__(message, code=code, param=param)
+        self.retry_after = retry_after
+
 
 class Transient(CoreError):
     code = "transient"

@@ -33,8 +33,19 @@ class Settings(BaseSettings):
     port: int = 8000
     trust_remote_code: bool = False  # only an operator may enable remote model code
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
-    max_upload_bytes: int = 2 << 30
+    max_upload_bytes: int = 2 << 30  # dataset uploads
+    max_request_bytes: int = 16 << 20  # every other request body
+    rate_limit_per_minute: float = 600.0  # per API key, on average
+    rate_limit_burst: int = 60
     job_max_attempts: int = 3  # deliveries of one job before it fails as worker_lost
+    # Serving (/v1/embeddings, index search): see core.serving.ServeSpec.
+    serve_max_batch_size: int = 32  # texts in one forward pass
+    serve_max_batch_tokens: int = 8192  # tokens taken from the queue in one worker step
+    serve_batch_wait_ms: float = 2.0  # an idle worker waits this long for a step to fill
+    serve_max_inputs: int = 2048  # texts in one request
+    serve_max_queue: int = 16384  # texts waiting for one model before 429
+    serve_model_memory_mb: int = 4096  # loaded models; least recently used unloaded beyond
+    serve_index_memory_mb: int = 4096  # loaded indexes and their document texts
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
     reconcile_seconds: float = 30.0  # how often the API re-enqueues lost and stale jobs

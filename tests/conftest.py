@@ -68,7 +68,16 @@ def sample_dir() -> Path:
 
 PG_ADMIN = os.environ.get("EMBEDTUNE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("EMBEDTUNE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-TABLES = ("metrics", "job_events", "models", "indexes", "jobs", "datasets")
+TABLES = (
+    "metrics",
+    "job_events",
+    "models",
+    "indexes",
+    "jobs",
+    "datasets",
+    "api_keys",
+    "idempotency_keys",
+)
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +127,15 @@ def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settin
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
     engine.dispose()
+
+
+def create_key(settings: Settings, role: str = "admin") -> str:
+    """A new API key of ``role`` in the settings' database."""
+    from core.auth import create_key as create
+    from core.store.db import make_engine, make_session_factory, transaction
+
+    engine = make_engine(settings.db_url)
+    with transaction(make_session_factory(engine)) as session:
+        key = create(session, name=f"test-{role}", role=role)
+    engine.dispose()
+    return key

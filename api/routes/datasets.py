@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import JSONResponse
 
-from api.deps import DatasetDep, SessionDep, SettingsDep
+from api.deps import DatasetDep, FactoryDep, IdempotencyKey, SessionDep, SettingsDep
+from api.idempotency import Idempotency, body_hash
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.datasets import DatasetPage, DatasetRead
+from api.security import User
 from core.catalog import datasets as catalog
 from core.catalog.uploads import extract_archive, is_archive, safe_relative_path
 from core.errors import TooLarge
@@ -24,37 +28,56 @@ CHUNK = 1 << 20
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetRead)
 async def upload_dataset(
     session: SessionDep,
+    factory: FactoryDep,
     settings: SettingsDep,
-    response: Response,
+    principal: User,
     files: Annotated[
         list[UploadFile],
         File(
-            description="One dataset file, the files of a BEIR "
-            "folder (names like qrels/test.tsv), or an archive."
+            description="One dataset file, the files of a BEIR folder (names like "
+            "qrels/test.tsv), or an archive (.zip, .tar, .tar.gz)."
         ),
     ],
     name: Annotated[str | None, Form(max_length=200)] = None,
     format: Annotated[str | None, Form(description="Force a format; default: detect.")] = None,
     split: Annotated[str, Form(max_length=40)] = "train",
-) -> DatasetRead:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Store the upload, validate it (422 names file, line and field), describe it."""
     staging = catalog.staging_dir(settings)
     try:
-        await _receive(files, staging, settings)
+        digest = await _receive(files, staging, settings)
+        guard = Idempotency(
+            factory, principal.key_id, idempotency_key, body_hash(digest, name, format, split)
+        )
+        replayed = guard.replay()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    row = catalog.register_dataset(
-        session, settings=settings, staging=staging, name=name, fmt=format, split=split
-    )
-    response.headers["Location"] = f"/v1/datasets/{row.id}"
-    return DatasetRead.model_validate(row)
+    if replayed is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+        return replayed
+    try:
+        row = catalog.register_dataset(
+            session, settings=settings, staging=staging, name=name, fmt=format, split=split
+        )
+        session.commit()
+    except BaseException:
+        guard.release()
+        raise
+    body = DatasetRead.model_validate(row).model_dump(mode="json")
+    headers = {"Location": f"/v1/datasets/{row.id}"}
+    guard.remember(status.HTTP_201_CREATED, body, headers)
+    return JSONResponse(body, status.HTTP_201_CREATED, headers=headers)
 
 
-async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -> None:
+async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -> str:
+    """Stream the parts to ``staging`` within the size cap; returns a digest of them."""
     budget = settings.max_upload_bytes
+    digest = hashlib.sha256()
     for upload in files:
         relative = safe_relative_path(upload.filename or "upload")
+        digest.update(relative.as_posix().encode() + b"\0")
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:
@@ -64,10 +87,12 @@ async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -
                     raise TooLarge(
                         f"upload exceeds {settings.max_upload_bytes} bytes", param="files"
                     )
+                digest.update(chunk)
                 out.write(chunk)
         if is_archive(relative.name):
             extract_archive(target, staging / "extracted")
             target.unlink()
+    return digest.hexdigest()
 
 
 @router.get("", response_model=DatasetPage)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.security import Inference
+
 router = APIRouter(tags=["health"])
 
 
@@ -18,7 +20,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
+def readyz(request: Request, _: Inference) -> JSONResponse:
     """Database, broker and storage reachable (503 naming what is not)."""
     state = request.app.state
     checks = {

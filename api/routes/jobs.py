@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import JSONResponse
 
-from api.deps import EnqueueDep, FactoryDep, JobDep, SessionDep
+from api.deps import EnqueueDep, FactoryDep, IdempotencyKey, JobDep, SessionDep, SettingsDep
+from api.idempotency import Idempotency, body_hash
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
+from api.security import User
 from core.jobs import service
 from core.jobs.specs import JobRequest, JobStatus, JobType
 from core.store import repos
@@ -21,12 +24,27 @@ def submit_job(
     request: Annotated[JobRequest, Body()],
     factory: FactoryDep,
     enqueue: EnqueueDep,
-    response: Response,
-) -> JobRead:
+    principal: User,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Queue a job; it runs on a worker. Poll ``Location`` for its status."""
-    job = service.submit_job(factory, request, enqueue=enqueue)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return JobRead.of(job)
+    guard = Idempotency(
+        factory, principal.key_id, idempotency_key, body_hash(request.model_dump(mode="json"))
+    )
+    if (replayed := guard.replay()) is not None:
+        return replayed
+    try:
+        job = service.submit_job(
+            factory, request, enqueue=enqueue, models_dir=settings.models_dir, allow_paths=False
+        )
+    except BaseException:
+        guard.release()
+        raise
+    body = JobRead.of(job).model_dump(mode="json")
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    guard.remember(status.HTTP_202_ACCEPTED, body, headers)
+    return JSONResponse(body, status.HTTP_202_ACCEPTED, headers=headers)
 
 
 @router.get("", response_model=JobPage)

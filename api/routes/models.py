@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from api.deps import ModelDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.models import ModelList, ModelRead
+from api.security import User
 from core.catalog.models import base_models, delete_model
 from core.store import repos
 from core.store.tables import ModelRow
@@ -40,6 +41,6 @@ def get_model(model: ModelDep) -> ModelRead:
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_model(model: ModelDep, session: SessionDep) -> None:
+def remove_model(model: ModelDep, session: SessionDep, _: User) -> None:
     """Delete a fine-tuned model and its files (409 while an active job uses it)."""
     delete_model(session, model_id=model.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,13 +32,15 @@ def submit_job(
     request: EvalJob | IndexJob | MineJob | FinetuneJob,
     *,
     enqueue: Enqueue,
+    models_dir: Path | None = None,
+    allow_paths: bool = False,
 ) -> JobRow:
     """Check that the dataset and model exist, insert the job as queued, commit, enqueue."""
     spec = request.spec
     with transaction(factory) as session:
         repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
         ref = getattr(spec, "model", None) or getattr(spec, "base_model", None)
-        _check_model(session, ref)
+        _check_model(session, ref, models_dir, allow_paths)
         if isinstance(request, MineJob):
             mining_spec(request.spec)
         elif isinstance(request, FinetuneJob):
@@ -53,11 +56,15 @@ def submit_job(
     return job
 
 
-def _check_model(session: Session, ref: str | None) -> None:
+def _check_model(
+    session: Session, ref: str | None, models_dir: Path | None, allow_paths: bool
+) -> None:
     if ref is None:
         raise InvalidInput("a model is required", code="invalid_model", param="model")
     location = model_location(session, ref)
-    check_reference(location)  # NotFound / InvalidInput name the model param
+    if location != ref:
+        return  # a fine-tuned model: its directory comes from our own table
+    check_reference(ref, models_dir=models_dir, allow_paths=allow_paths)
 
 
 def cancel_job(factory: sessionmaker[Session], *, job_id: str) -> JobRow:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from core.errors import InvalidInput, NotFound
 from core.models.config import ModelConfig, config_for
@@ -38,9 +39,19 @@ class ResolvedModel:
         return self.ref
 
 
-def check_reference(ref: str, *, models_dir: Path | None = None) -> Source:
-    """The source ``ref`` would resolve from, without loading or downloading anything."""
+def check_reference(
+    ref: str, *, models_dir: Path | None = None, allow_paths: bool = True
+) -> Source:
+    """The source ``ref`` would resolve from, without loading or downloading anything.
+
+    With ``allow_paths=False`` (references from API clients) a reference may not name a
+    filesystem location: no absolute or home paths, no ``..`` (plain or percent-encoded), no
+    URL schemes such as ``file://``. Local models are then reachable only by their name under
+    ``models_dir``, where an operator put them.
+    """
     ref = (ref or "").strip()
+    if not allow_paths:
+        _refuse_paths(ref)
     if Path(ref).expanduser().is_dir() or _packaged_dir(ref) is not None:
         return resolve_model(ref, models_dir=models_dir).source
     if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
@@ -71,6 +82,26 @@ def resolve_model(ref: str, *, models_dir: Path | None = None) -> ResolvedModel:
         code="model_not_found",
         param="model",
     )
+
+
+def _refuse_paths(ref: str) -> None:
+    decoded = unquote(unquote(ref))
+    if (
+        "://" in decoded
+        or decoded.lower().startswith("file:")
+        or decoded.startswith(("/", "~"))
+        or "\\" in decoded
+        or "\x00" in decoded
+        or ".." in decoded.split("/")
+        or decoded != ref
+        or len(ref) > 200
+    ):
+        raise InvalidInput(
+            f"model reference '{ref[:80]}' must be a model id, a hub id or a name under the "
+            "models directory, not a path",
+            code="invalid_model",
+            param="model",
+        )
 
 
 def _resolved(ref: str, source: Source, path: Path) -> ResolvedModel:

@@ -10,11 +10,14 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from core.settings import Settings
+from tests.conftest import create_key
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    """A client with an admin key."""
+    headers = {"Authorization": f"Bearer {create_key(settings)}"}
+    with TestClient(create_app(settings), headers=headers) as test_client:
         yield test_client
 
 

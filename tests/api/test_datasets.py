@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from core.settings import Settings
 from tests.api.conftest import beir_files
+from tests.conftest import create_key
 
 
 def test_upload_beir_files_is_validated_and_described(client: TestClient, settings: Settings):
@@ -96,10 +97,23 @@ def test_unsafe_names_and_oversize_uploads_are_refused(
     )
     from api.main import create_app
 
-    with TestClient(create_app(small)) as limited:
+    headers = {"Authorization": f"Bearer {create_key(small)}"}
+    with TestClient(create_app(small), headers=headers) as limited:
         response = limited.post("/v1/datasets", files=beir_files())
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "too_large"
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "too_large"
+
+        def chunked():  # no Content-Length: the cap applies while the body streams
+            yield b"--x\r\nContent-Disposition: form-data; name=files; filename=a.jsonl\r\n\r\n"
+            for _ in range(10):
+                yield b"y" * 50
+
+        response = limited.post(
+            "/v1/datasets",
+            content=chunked(),
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
+        assert response.status_code == 413
 
 
 def test_zip_bomb_is_refused(client: TestClient) -> None:

@@ -37,7 +37,9 @@ def sample_id(factory, settings: Settings) -> str:
 
 def submit(factory, request, sent: list | None = None) -> str:
     sink = sent if sent is not None else []
-    return submit_job(factory, request, enqueue=lambda j, q: sink.append((j, q))).id
+    return submit_job(
+        factory, request, enqueue=lambda j, q: sink.append((j, q)), allow_paths=True
+    ).id
 
 
 def long_finetune(dataset_id: str, model: Path) -> FinetuneJob:

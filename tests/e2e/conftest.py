@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from core.settings import Settings
-from tests.conftest import REDIS, SAMPLE
+from tests.conftest import REDIS, SAMPLE, create_key
 
 READY_TIMEOUT_S = 120
 
@@ -99,7 +100,8 @@ def worker(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def api(e2e_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(e2e_settings)) as client:
+    headers = {"Authorization": f"Bearer {create_key(e2e_settings)}"}
+    with TestClient(create_app(e2e_settings), headers=headers) as client:
         yield client
 
 
@@ -132,3 +134,10 @@ def wait_for(
             return job, seen
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def tiny_ref(e2e_settings: Settings, tiny_model_dir: Path) -> str:
+    """The tiny model placed where operators put local models; API clients name it."""
+    shutil.copytree(tiny_model_dir, e2e_settings.models_dir / "tiny-bert", dirs_exist_ok=True)
+    return "tiny-bert"

@@ -45,14 +45,14 @@ def workers(e2e_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
             process.wait(timeout=60)
 
 
-def finetune(api: TestClient, dataset: str, model: Path, **params: object) -> str:
+def finetune(api: TestClient, dataset: str, model: str, **params: object) -> str:
     response = api.post(
         "/v1/jobs",
         json={
             "type": "finetune",
             "spec": {
                 "dataset_id": dataset,
-                "base_model": str(model),
+                "base_model": model,
                 "method": "full",
                 "params": {"batch_size": 16, "max_seq_length": 32, **params},
             },
@@ -80,9 +80,9 @@ def events(api: TestClient, job_id: str) -> list[str]:
 
 
 def test_kill_9_mid_finetune_resumes_from_checkpoint_to_one_model(
-    api: TestClient, workers: Workers, sample_id: str, tiny_model_dir: Path, e2e_settings
+    api: TestClient, workers: Workers, sample_id: str, tiny_ref: str, e2e_settings
 ) -> None:
-    job_id = finetune(api, sample_id, tiny_model_dir, epochs=2, eval_steps=10, save_steps=10)
+    job_id = finetune(api, sample_id, tiny_ref, epochs=2, eval_steps=10, save_steps=10)
     first = workers.start()
     wait_training(api, job_id, attempt=1, min_step=14)  # a checkpoint at step 10 exists
     workers.kill(first)  # the whole worker, as an OOM kill or a lost machine would
@@ -98,9 +98,9 @@ def test_kill_9_mid_finetune_resumes_from_checkpoint_to_one_model(
 
 
 def test_a_job_that_keeps_killing_its_worker_ends_worker_lost(
-    api: TestClient, workers: Workers, sample_id: str, tiny_model_dir: Path, e2e_settings
+    api: TestClient, workers: Workers, sample_id: str, tiny_ref: str, e2e_settings
 ) -> None:
-    job_id = finetune(api, sample_id, tiny_model_dir, epochs=50)
+    job_id = finetune(api, sample_id, tiny_ref, epochs=50)
     for attempt in range(1, e2e_settings.job_max_attempts + 1):
         process = workers.start()
         wait_training(api, job_id, attempt=attempt)
@@ -114,12 +114,12 @@ def test_queued_job_survives_the_broker_losing_its_queue(
     api: TestClient,
     workers: Workers,
     sample_id: str,
-    tiny_model_dir: Path,
+    tiny_ref: str,
     e2e_settings: Settings,
 ) -> None:
     response = api.post(
         "/v1/jobs",
-        json={"type": "eval", "spec": {"dataset_id": sample_id, "model": str(tiny_model_dir)}},
+        json={"type": "eval", "spec": {"dataset_id": sample_id, "model": tiny_ref}},
     )
     job_id = response.json()["id"]
     client = redis.Redis.from_url(REDIS)
@@ -132,9 +132,9 @@ def test_queued_job_survives_the_broker_losing_its_queue(
 
 
 def test_sigterm_hands_the_running_job_back_promptly(
-    api: TestClient, workers: Workers, sample_id: str, tiny_model_dir: Path
+    api: TestClient, workers: Workers, sample_id: str, tiny_ref: str
 ) -> None:
-    job_id = finetune(api, sample_id, tiny_model_dir, epochs=50)
+    job_id = finetune(api, sample_id, tiny_ref, epochs=50)
     process = workers.start()
     wait_training(api, job_id, attempt=1)
     started = time.monotonic()

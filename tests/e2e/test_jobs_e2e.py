@@ -14,8 +14,8 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 
 @pytest.fixture(scope="module")
-def base(tiny_model_dir: Path) -> str:
-    return str(tiny_model_dir)
+def base(tiny_ref: str) -> str:
+    return tiny_ref
 
 
 def submit(api: TestClient, type: str, spec: dict) -> str:

@@ -1,0 +1,103 @@
+"""``Idempotency-Key``: a retried POST gets the first response; a reused key with another
+body is a 409. A key is reserved before the work starts, so two racing requests cannot both
+do it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import Conflict, InvalidInput
+from core.store.db import transaction
+from core.store.tables import IdempotencyRow
+
+PENDING = 0  # status code of a reservation whose request is still being handled
+
+
+def body_hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Idempotency:
+    factory: sessionmaker[Session]
+    owner: str
+    key: str | None
+    request_hash: str
+
+    def replay(self) -> JSONResponse | None:
+        """The stored response of an earlier request with this key, or None after reserving
+        the key for this one."""
+        if self.key is None:
+            return None
+        if len(self.key) > 200:
+            raise InvalidInput(
+                "Idempotency-Key is longer than 200 characters",
+                code="invalid_idempotency_key",
+                param="Idempotency-Key",
+            )
+        try:
+            with transaction(self.factory) as session:
+                session.add(
+                    IdempotencyRow(
+                        owner=self.owner,
+                        key=self.key,
+                        request_hash=self.request_hash,
+                        status_code=PENDING,
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        with self.factory() as session:
+            row = session.scalar(
+                select(IdempotencyRow).where(
+                    IdempotencyRow.owner == self.owner, IdempotencyRow.key == self.key
+                )
+            )
+        if row is None or row.request_hash != self.request_hash:
+            raise Conflict(
+                "this Idempotency-Key was used with a different request",
+                code="idempotency_key_reused",
+                param="Idempotency-Key",
+            )
+        if row.status_code == PENDING:
+            raise Conflict(
+                "a request with this Idempotency-Key is still in progress",
+                code="idempotency_key_in_progress",
+                param="Idempotency-Key",
+            )
+        return JSONResponse(row.response, row.status_code, headers=row.headers)
+
+    def remember(self, status_code: int, body: object, headers: dict[str, str]) -> None:
+        if self.key is None:
+            return
+        with transaction(self.factory) as session:
+            row = session.scalar(
+                select(IdempotencyRow).where(
+                    IdempotencyRow.owner == self.owner, IdempotencyRow.key == self.key
+                )
+            )
+            if row is not None:
+                row.status_code, row.response = status_code, jsonable_encoder(body)
+                row.headers = headers
+
+    def release(self) -> None:
+        """Forget the reservation of a request that failed, so that it may be retried."""
+        if self.key is None:
+            return
+        with transaction(self.factory) as session:
+            session.execute(
+                delete(IdempotencyRow).where(
+                    IdempotencyRow.owner == self.owner,
+                    IdempotencyRow.key == self.key,
+                    IdempotencyRow.status_code == PENDING,
+                )
+            )

@@ -1,0 +1,47 @@
+"""/v1/embeddings: OpenAI-compatible embeddings from base and fine-tuned models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.embeddings import EmbeddingCreate, EmbeddingList
+from core.serving import Encoded, Engine, ModelKey
+from core.serving.vectors import to_base64
+
+router = APIRouter(prefix="/v1", tags=["embeddings"], responses=ERROR_RESPONSES)
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+@router.post("/embeddings", response_model=EmbeddingList)
+async def create_embeddings(body: EmbeddingCreate, engine: EngineDep) -> Response:
+    """Embed texts, batched with concurrent requests. 404 for an unknown model, 413 for too
+    many inputs or an input over the model's maximum tokens (unless ``truncate``), 429 with
+    ``Retry-After`` when the model's queue is full."""
+    encoded = await engine.embed(
+        ModelKey(body.model),
+        body.texts,
+        side=body.input_type,
+        truncate=body.truncate,
+        dimensions=body.dimensions,
+    )
+    return Response(_json(encoded, body), media_type="application/json")
+
+
+def _json(encoded: Encoded, body: EmbeddingCreate) -> bytes:
+    """The ``EmbeddingList`` body, written by orjson straight from the float32 rows."""
+    rows = encoded.vectors
+    vectors = [to_base64(v) for v in rows] if body.encoding_format == "base64" else list(rows)
+    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    usage = {"prompt_tokens": encoded.tokens, "total_tokens": encoded.tokens}
+    document = {"object": "list", "data": data, "model": body.model, "usage": usage}
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,64 @@
+"""`embedtune keys`: create, list and revoke API keys (run by an operator on the server)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.app import app, console
+
+keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+def _factory():
+    from core.settings import get_settings
+    from core.store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(get_settings().db_url))
+
+
+@keys.command("create")
+def create(
+    role: Annotated[str, typer.Option(help="admin | user | inference")] = "user",
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from core.auth import create_key
+    from core.store.db import transaction
+
+    with transaction(_factory()) as session:
+        key = create_key(session, name=name or role, role=role)
+    print(key)
+
+
+@keys.command("list")
+def list_() -> None:
+    """List keys (ids, names, roles; never secrets)."""
+    from core.auth import list_keys
+
+    with _factory()() as session:
+        rows = list_keys(session)
+    table = Table("id", "name", "role", "created", "revoked")
+    for row in rows:
+        table.add_row(
+            row.id,
+            row.name,
+            row.role,
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys.command("revoke")
+def revoke(key_id: str) -> None:
+    """Revoke a key by id; requests with it are refused from now on."""
+    from core.auth import revoke_key
+    from core.store.db import transaction
+
+    with transaction(_factory()) as session:
+        revoke_key(session, key_id=key_id)
+    console.print(f"revoked {key_id}")

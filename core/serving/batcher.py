@@ -1,0 +1,227 @@
+"""Dynamic micro-batching: concurrent requests for one model share forward passes.
+
+Requests arrive on the event loop (``submit``); a worker thread counts their tokens, refuses
+inputs that are too long, and encodes queued texts in steps bounded by a token budget. The
+event loop only appends to a list and, once per step, receives the finished requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import Overloaded, TooLarge, Transient
+from core.models.embedder import Side
+from core.serving.model import ServedModel
+from core.serving.spec import ServeSpec
+
+log = logging.getLogger("embedtune.serving")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Embeddings of one request, in input order, and the tokens the model processed."""
+
+    vectors: np.ndarray
+    tokens: int
+
+
+@dataclass(eq=False)
+class _Request:
+    texts: list[str]
+    side: Side
+    truncate: bool
+    future: asyncio.Future[Encoded]
+    loop: asyncio.AbstractEventLoop
+    arrived: float = field(default_factory=time.monotonic)
+    out: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+    left: int = 0  # texts not yet encoded
+    tokens: int = 0
+    settled: bool = False  # seen by the worker thread only
+
+
+_Piece = tuple[_Request, int, int]  # request, index of the text, its tokens
+_Outcome = tuple[_Request, Encoded | BaseException]
+
+
+class Batcher:
+    """Encodes the texts of concurrent requests for one model together, on its own thread."""
+
+    def __init__(self, model: ServedModel, spec: ServeSpec) -> None:
+        self.model = model
+        self.spec = spec
+        self._cond = threading.Condition()
+        self._inbox: list[_Request] = []
+        self._queued = 0  # texts submitted and not yet answered
+        self._closed = False
+        self._exited = False
+        self._pending: dict[Side, deque[_Piece]] = {"query": deque(), "document": deque()}
+        self._pending_texts = 0
+        self._pending_tokens = 0
+        self._thread = threading.Thread(target=self._run, name=f"batcher:{model.key.ref}")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the worker thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def submit(self, texts: list[str], side: Side, truncate: bool) -> asyncio.Future[Encoded]:
+        """Queue ``texts``; call on the event loop and await the future it returns."""
+        loop = asyncio.get_running_loop()
+        request = _Request(texts, side, truncate, loop.create_future(), loop)
+        with self._cond:
+            if self._exited:
+                raise Transient("the model was just unloaded; retry", code="model_unloaded")
+            if self._queued + len(texts) > self.spec.max_queue:
+                raise Overloaded(
+                    f"{self._queued} texts are waiting for model '{self.model.key.ref}'; retry",
+                    code="queue_full",
+                )
+            self._queued += len(texts)
+            self._inbox.append(request)
+            self._cond.notify()
+        return request.future
+
+    # worker thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while (arrived := self._next_requests()) is not None:
+            self._settle(self._admit(arrived))
+            if self._ready():
+                self._settle(self._encode(self._step()))
+
+    def _next_requests(self) -> list[_Request] | None:
+        """New requests; blocks while idle and while a step fills (up to the wait window)."""
+        with self._cond:
+            while not self._inbox:
+                if not self._pending_texts:
+                    if self._closed:
+                        self._exited = True
+                        return None
+                    self._cond.wait()
+                elif self._ready():
+                    break
+                else:
+                    self._cond.wait(max(self._deadline() - time.monotonic(), 0.0))
+            arrived, self._inbox = self._inbox, []
+            return arrived
+
+    def _deadline(self) -> float:
+        oldest = min(q[0][0].arrived for q in self._pending.values() if q)
+        return oldest + self.spec.batch_wait_ms / 1000
+
+    def _ready(self) -> bool:
+        return bool(self._pending_texts) and (
+            self._closed
+            or self._pending_texts >= self.spec.max_batch_size
+            or self._pending_tokens >= self.spec.max_batch_tokens
+            or time.monotonic() >= self._deadline()
+        )
+
+    def _admit(self, requests: list[_Request]) -> list[_Outcome]:
+        """Count tokens; queue the texts of each request, or refuse one with a too long input."""
+        refused: list[_Outcome] = []
+        limit = self.model.max_tokens
+        for side in ("query", "document"):
+            group = [r for r in requests if r.side == side]
+            if not group:
+                continue
+            counts = iter(self.model.count_tokens([t for r in group for t in r.texts], side))
+            for request in group:
+                tokens = [next(counts) for _ in request.texts]
+                longest = max(range(len(tokens)), key=tokens.__getitem__)
+                if tokens[longest] > limit and not request.truncate:
+                    refused.append((request, _too_long(longest, tokens[longest], limit)))
+                    continue
+                kept = [min(n, limit) for n in tokens]
+                request.left, request.tokens = len(kept), sum(kept)
+                request.out = np.empty((len(kept), self.model.dim), np.float32)
+                self._pending[side].extend((request, i, n) for i, n in enumerate(kept))
+                self._pending_texts += len(kept)
+                self._pending_tokens += request.tokens
+        return refused
+
+    def _step(self) -> list[_Piece]:
+        """The oldest side's queued texts, first come first served, within the token budget."""
+        side = min((s for s in self._pending if self._pending[s]), key=self._head_arrival)
+        queue, step, tokens = self._pending[side], [], 0
+        while queue and (not step or tokens + queue[0][2] <= self.spec.max_batch_tokens):
+            piece = queue.popleft()
+            self._pending_texts -= 1
+            self._pending_tokens -= piece[2]
+            if not piece[0].settled:  # a request refused or failed earlier
+                step.append(piece)
+                tokens += piece[2]
+        return step
+
+    def _head_arrival(self, side: Side) -> float:
+        return self._pending[side][0][0].arrived
+
+    def _encode(self, step: list[_Piece]) -> list[_Outcome]:
+        gone = {r for r, _, _ in step if r.future.cancelled()}  # their clients went away
+        step = [p for p in step if p[0] not in gone]
+        outcomes: list[_Outcome] = [(r, asyncio.CancelledError()) for r in gone]
+        if not step:
+            return outcomes
+        requests = list(dict.fromkeys(r for r, _, _ in step))
+        try:
+            vectors = self.model.embedder.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
+        except Exception as exc:
+            log.exception("encoding failed for model %s", self.model.key.ref)
+            return outcomes + [(r, exc) for r in requests]
+        for (request, i, _), vector in zip(step, vectors, strict=True):
+            request.out[i] = vector
+            request.left -= 1
+        return outcomes + [(r, Encoded(r.out, r.tokens)) for r in requests if r.left == 0]
+
+    def _settle(self, outcomes: Iterable[_Outcome]) -> None:
+        """Hand finished requests back to their event loops, one wake-up per loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        answered = 0
+        for request, result in outcomes:
+            request.settled = True
+            answered += len(request.texts)
+            by_loop.setdefault(request.loop, []).append((request, result))
+        if not answered:
+            return
+        with self._cond:
+            self._queued -= answered
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # the loop closed: nobody is waiting any more
+                continue
+
+
+def _resolve(items: list[_Outcome]) -> None:
+    for request, result in items:
+        if request.future.done():
+            continue
+        if isinstance(result, BaseException):
+            request.future.set_exception(result)
+        else:
+            request.future.set_result(result)
+
+
+def _too_long(index: int, tokens: int, limit: int) -> TooLarge:
+    return TooLarge(
+        f"input {index} has {tokens} tokens, more than the {limit} the model takes; "
+        'shorten it or send "truncate": true',
+        code="input_too_long",
+        param="input",
+    )

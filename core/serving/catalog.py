@@ -1,0 +1,62 @@
+"""The engine wired to the platform: settings, models by reference, indexes by their rows."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.catalog import datasets as dataset_catalog
+from core.catalog.models import model_location
+from core.indexing.faiss_index import VectorIndex
+from core.models.embedder import Embedder, load_embedder
+from core.models.resolve import check_reference
+from core.serving.engine import Engine
+from core.serving.search import ServedIndex
+from core.serving.spec import ModelKey, ServeSpec
+from core.settings import Settings
+from core.store import repos
+from core.store.tables import DatasetRow, IndexRow, JobRow
+
+
+def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
+    """An engine whose models are fine-tuned model ids or references that are not paths."""
+    spec = ServeSpec(
+        max_batch_size=settings.serve_max_batch_size,
+        max_batch_tokens=settings.serve_max_batch_tokens,
+        batch_wait_ms=settings.serve_batch_wait_ms,
+        max_inputs=settings.serve_max_inputs,
+        max_queue=settings.serve_max_queue,
+        model_memory_bytes=settings.serve_model_memory_mb << 20,
+        index_memory_bytes=settings.serve_index_memory_mb << 20,
+    )
+
+    def load_model(key: ModelKey) -> Embedder:
+        with factory() as session:
+            location = model_location(session, key.ref)
+        if location == key.ref:  # a client's reference, not a tuned model: never a path
+            check_reference(key.ref, models_dir=settings.models_dir, allow_paths=False)
+        return load_embedder(
+            location,
+            models_dir=settings.models_dir,
+            device=settings.device,
+            trust_remote_code=settings.trust_remote_code,
+            batch_size=spec.max_batch_size,
+            **key.overrides,
+        )
+
+    return Engine(spec, load_model)
+
+
+def load_index(factory: sessionmaker[Session], row: IndexRow) -> ServedIndex:
+    """The index of ``row`` with its documents; queries get the encoding options of its job."""
+    with factory() as session:
+        dataset = repos.get_or_404(session, DatasetRow, row.dataset_id, "dataset")
+        job = session.get(JobRow, row.job_id) if row.job_id else None
+    options = job.spec if job is not None else {}
+    model = ModelKey(
+        row.model,
+        max_seq_length=options.get("max_seq_length"),
+        query_instruction=options.get("query_instruction"),
+        document_instruction=options.get("document_instruction"),
+    )
+    docs = dataset_catalog.load(dataset).corpus
+    return ServedIndex(VectorIndex.load(row.path), docs, model, row.model_fingerprint)

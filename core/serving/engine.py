@@ -1,0 +1,105 @@
+"""The serving engine: loaded models and indexes, batched encoding and search; no web framework."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from core.errors import Conflict, InvalidInput, TooLarge
+from core.models.embedder import Embedder, Side
+from core.serving.batcher import Batcher, Encoded
+from core.serving.lru import LoadingLRU
+from core.serving.model import ServedModel
+from core.serving.search import Hit, ServedIndex
+from core.serving.spec import ModelKey, ServeSpec
+from core.serving.vectors import shorten
+
+LoadModel = Callable[[ModelKey], Embedder]
+"""Loads the model a key names (runs on a thread); raises ``NotFound`` for an unknown one."""
+
+
+class Engine:
+    """Embeds texts and searches indexes for many concurrent callers on one event loop.
+
+    Example:
+        engine = Engine(ServeSpec(), lambda key: load_embedder(key.ref, **key.overrides))
+        encoded = await engine.embed(ModelKey("sentence-transformers/all-MiniLM-L6-v2"), ["hi"])
+    """
+
+    def __init__(self, spec: ServeSpec, load_model: LoadModel) -> None:
+        self.spec = spec
+        self._load_model = load_model
+        self._models: LoadingLRU[ModelKey, Batcher] = LoadingLRU(
+            spec.model_memory_bytes, lambda b: b.model.nbytes, Batcher.close
+        )
+        self._indexes: LoadingLRU[str, ServedIndex] = LoadingLRU(
+            spec.index_memory_bytes, lambda i: i.nbytes
+        )
+
+    async def embed(
+        self,
+        key: ModelKey,
+        texts: list[str],
+        *,
+        side: Side = "document",
+        truncate: bool = False,
+        dimensions: int | None = None,
+    ) -> Encoded:
+        """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized."""
+        if not texts:
+            raise InvalidInput("input is empty", code="empty_input", param="input")
+        if len(texts) > self.spec.max_inputs:
+            raise TooLarge(
+                f"{len(texts)} inputs in one request; at most {self.spec.max_inputs}",
+                code="too_many_inputs",
+                param="input",
+            )
+        batcher = await self._batcher(key)
+        dim = batcher.model.dim
+        if dimensions is not None and not 1 <= dimensions <= dim:
+            raise InvalidInput(
+                f"dimensions must be between 1 and {dim} for model '{key.ref}'",
+                code="invalid_dimensions",
+                param="dimensions",
+            )
+        encoded = await batcher.submit(texts, side, truncate)
+        if dimensions is None or dimensions == dim:
+            return encoded
+        return Encoded(shorten(encoded.vectors, dimensions), encoded.tokens)
+
+    async def search(
+        self, index_id: str, load: Callable[[], ServedIndex], queries: list[str], top_k: int
+    ) -> tuple[list[list[Hit]], int]:
+        """Top ``top_k`` documents per query, from the index loaded once by ``load``; and the
+        tokens the queries took. Queries are encoded on the query side, truncated if long."""
+        index = await self._indexes.get(index_id, load)
+        batcher = await self._batcher(index.model)
+        if batcher.model.embedder.fingerprint != index.fingerprint:
+            raise Conflict(
+                f"index '{index_id}' was built with another version of model "
+                f"'{index.model.ref}'; build the index again",
+                code="index_model_changed",
+                param="index_id",
+            )
+        encoded = await self.embed(index.model, queries, side="query", truncate=True)
+        hits = await asyncio.to_thread(index.search, encoded.vectors, top_k)
+        return hits, encoded.tokens
+
+    def close(self) -> None:
+        """Stop every model's worker after the work it has queued."""
+        batchers = self._models.values()
+        self._models.clear()
+        for batcher in batchers:
+            batcher.join(timeout=5)
+
+    async def _batcher(self, key: ModelKey) -> Batcher:
+        batcher = await self._models.get(key, lambda: self._start(key))
+        if not batcher.model.path.is_dir():  # deleted since it was loaded
+            self._models.evict(key)
+            batcher = await self._models.get(key, lambda: self._start(key))
+        return batcher
+
+    def _start(self, key: ModelKey) -> Batcher:
+        batcher = Batcher(ServedModel.wrap(key, self._load_model(key)), self.spec)
+        batcher.start()
+        return batcher

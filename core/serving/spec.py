@@ -1,0 +1,41 @@
+"""What the serving engine may do: batch shape, request limits and memory budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """Limits of one serving engine.
+
+    A worker step takes queued texts first come first served until ``max_batch_tokens`` real
+    tokens (at least one text), then encodes them length-sorted in forward passes of at most
+    ``max_batch_size`` texts. An idle worker waits up to ``batch_wait_ms`` for a step to fill.
+    """
+
+    max_batch_size: int = 32
+    max_batch_tokens: int = 8192
+    batch_wait_ms: float = 2.0
+    max_inputs: int = 2048  # texts in one request (OpenAI's limit)
+    max_queue: int = 16384  # texts waiting for one model before requests get 429
+    model_memory_bytes: int = 4 << 30  # weights of loaded models, least recently used evicted
+    index_memory_bytes: int = 4 << 30  # loaded indexes and their document texts
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """A model as served: its reference plus encoding settings that override its config."""
+
+    ref: str
+    max_seq_length: int | None = None
+    query_instruction: str | None = None
+    document_instruction: str | None = None
+
+    @property
+    def overrides(self) -> dict[str, object]:
+        return {
+            "max_seq_length": self.max_seq_length,
+            "query_instruction": self.query_instruction,
+            "document_instruction": self.document_instruction,
+        }

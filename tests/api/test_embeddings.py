@@ -1,0 +1,211 @@
+"""/v1/embeddings through HTTP: shapes, sides, dimensions, usage, limits and errors."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from core.models.config import ModelConfig
+from core.models.embedder import load_embedder
+from core.settings import Settings
+from core.store import repos
+from core.store.db import make_engine, make_session_factory, transaction
+from core.store.tables import ModelRow
+from tests.conftest import create_key
+
+TEXTS = ["protein folding in yeast", "a short one", "vitamin D and bone density in adults"]
+
+
+@pytest.fixture
+def model(settings: Settings, tiny_model_dir: Path) -> str:
+    """The tiny model under the models directory, where clients may name it."""
+    shutil.copytree(tiny_model_dir, settings.models_dir / "tiny")
+    return "tiny"
+
+
+def embed(client: TestClient, **body: object) -> dict:
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def vectors(body: dict) -> np.ndarray:
+    return np.array([d["embedding"] for d in sorted(body["data"], key=lambda d: d["index"])])
+
+
+def error(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    return response.json()["error"]
+
+
+def test_float_embeddings_match_in_process_encoding(
+    client: TestClient, settings: Settings, model: str
+) -> None:
+    body = embed(client, model=model, input=TEXTS)
+    assert body["object"] == "list" and body["model"] == model
+    assert [d["index"] for d in body["data"]] == [0, 1, 2]
+    assert all(d["object"] == "embedding" for d in body["data"])
+    expected = load_embedder(str(settings.models_dir / model)).encode(TEXTS, "document")
+    np.testing.assert_allclose(vectors(body), expected, atol=1e-5)
+    single = embed(client, model=model, input=TEXTS[1])
+    np.testing.assert_allclose(vectors(single)[0], expected[1], atol=1e-5)
+
+
+def test_usage_counts_tokens_with_the_model_tokenizer(
+    client: TestClient, settings: Settings, model: str
+) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(settings.models_dir / model)
+    expected = sum(len(tokenizer(t)["input_ids"]) for t in TEXTS)
+    usage = embed(client, model=model, input=TEXTS)["usage"]
+    assert usage == {"prompt_tokens": expected, "total_tokens": expected}
+
+
+def test_base64_holds_the_same_float32_vectors(client: TestClient, model: str) -> None:
+    floats = vectors(embed(client, model=model, input=TEXTS))
+    encoded = embed(client, model=model, input=TEXTS, encoding_format="base64")
+    decoded = np.stack(
+        [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in encoded["data"]]
+    )
+    np.testing.assert_allclose(decoded, floats, atol=1e-6)
+
+
+def test_dimensions_truncate_and_renormalize(client: TestClient, model: str) -> None:
+    full = vectors(embed(client, model=model, input=TEXTS))
+    short = vectors(embed(client, model=model, input=TEXTS, dimensions=8))
+    assert short.shape == (3, 8)
+    np.testing.assert_allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-5)
+    head = full[:, :8] / np.linalg.norm(full[:, :8], axis=1, keepdims=True)
+    np.testing.assert_allclose(short, head, atol=1e-5)
+    err = error(client.post("/v1/embeddings", json={"model": model, "input": "x", "dimensions": 33}), 422)
+    assert err["code"] == "invalid_dimensions" and err["param"] == "dimensions"
+
+
+def test_input_type_applies_the_stored_instructions(
+    client: TestClient, settings: Settings, model: str
+) -> None:
+    ModelConfig(query_instruction="query: ", document_instruction="passage: ").save(
+        settings.models_dir / model
+    )
+    embedder = load_embedder(str(settings.models_dir / model))
+    query = embed(client, model=model, input=TEXTS, input_type="query")
+    document = embed(client, model=model, input=TEXTS)  # the default side
+    np.testing.assert_allclose(vectors(query), embedder.encode(TEXTS, "query"), atol=1e-5)
+    np.testing.assert_allclose(vectors(document), embedder.encode(TEXTS, "document"), atol=1e-5)
+    assert query["usage"]["prompt_tokens"] > embed(client, model=model, input=TEXTS)["usage"][
+        "prompt_tokens"
+    ] - 1  # "query: " and "passage: " are both counted
+    assert not np.allclose(vectors(query), vectors(document), atol=1e-3)
+
+
+def test_query_adapter_applies_to_queries_only(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from core.training.query_adapter import QueryAdapter, save_adapter_model
+
+    adapter = QueryAdapter(32)
+    with torch.no_grad():
+        adapter.linear.weight.copy_(torch.randn(32, 32, generator=torch.Generator().manual_seed(0)))
+    out = save_adapter_model(SentenceTransformer(str(tiny_model_dir)), adapter, settings.models_dir / "adapted")
+    st = SentenceTransformer(str(out))
+    queries = vectors(embed(client, model="adapted", input=TEXTS, input_type="query"))
+    documents = vectors(embed(client, model="adapted", input=TEXTS, input_type="document"))
+    np.testing.assert_allclose(queries, st.encode_query(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(documents, st.encode_document(TEXTS), atol=1e-5)
+    base = SentenceTransformer(str(tiny_model_dir)).encode(TEXTS)
+    np.testing.assert_allclose(documents, base, atol=1e-5)
+    assert not np.allclose(queries, base, atol=1e-2)
+
+
+def test_fine_tuned_model_id_is_served_until_deleted(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    model_dir = settings.models_dir / "job-out"
+    shutil.copytree(tiny_model_dir, model_dir)
+    factory = make_session_factory(make_engine(settings.db_url))
+    with transaction(factory) as session:
+        row = repos.upsert_by_job(
+            session, ModelRow, job_id=None, reference="", kind="finetuned", path=str(model_dir)
+        )
+        model_id = row.id
+    body = embed(client, model=model_id, input=TEXTS)
+    assert body["model"] == model_id and len(body["data"]) == 3
+    assert client.delete(f"/v1/models/{model_id}").status_code == 204
+    err = error(client.post("/v1/embeddings", json={"model": model_id, "input": "x"}), 404)
+    assert err["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({"model": "no-such-model", "input": "x"}, 404, "model_not_found", "model"),
+        ({"model": "acme/not-in-cache", "input": "x"}, 404, "model_not_found", "model"),
+        ({"model": "/etc", "input": "x"}, 422, "invalid_model", "model"),
+        ({"model": "tiny", "input": [[101, 2023]]}, 422, "invalid_request", "input"),
+        ({"model": "tiny", "input": [101, 2023]}, 422, "invalid_request", "input"),
+        ({"model": "tiny", "input": ""}, 422, "invalid_request", "input"),
+        ({"model": "tiny", "input": []}, 422, "empty_input", "input"),
+        ({"model": "tiny", "input": "x", "encoding_format": "int8"}, 422, "invalid_request", None),
+        ({"input": "x"}, 422, "invalid_request", "model"),
+    ],
+)
+def test_client_mistakes_get_clear_errors(
+    client: TestClient, model: str, body: dict, status: int, code: str, param: str | None
+) -> None:
+    err = error(client.post("/v1/embeddings", json=body), status)
+    assert err["code"] == code
+    if param:
+        assert err["param"].split(".")[0] == param
+    if body.get("input") in ([[101, 2023]], [101, 2023]):
+        assert "token-id arrays are not supported" in err["message"]
+
+
+def test_long_inputs_are_refused_unless_truncation_is_asked(client: TestClient, model: str):
+    long = " ".join(["protein"] * 200)  # the tiny model takes 64 tokens
+    err = error(client.post("/v1/embeddings", json={"model": model, "input": ["ok", long]}), 413)
+    assert err["code"] == "input_too_long" and "input 1 has 202 tokens" in err["message"]
+    body = embed(client, model=model, input=["ok", long], truncate=True)
+    assert len(body["data"]) == 2
+    assert body["usage"]["prompt_tokens"] == 3 + 64
+
+
+@pytest.fixture
+def strict_client(settings: Settings) -> Iterator[TestClient]:
+    limited = settings.model_copy(update={"serve_max_inputs": 4, "serve_max_queue": 6})
+    headers = {"Authorization": f"Bearer {create_key(limited, 'inference')}"}
+    with TestClient(create_app(limited), headers=headers) as client:
+        yield client
+
+
+def test_request_and_queue_limits(strict_client: TestClient, model: str) -> None:
+    assert len(embed(strict_client, model=model, input=TEXTS)["data"]) == 3
+    too_many = strict_client.post("/v1/embeddings", json={"model": model, "input": ["a"] * 5})
+    assert error(too_many, 413)["code"] == "too_many_inputs"
+    # Two requests of 4 texts each cannot be queued together behind a limit of 6.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: strict_client.post(
+                    "/v1/embeddings", json={"model": model, "input": ["text"] * 4}
+                ),
+                range(8),
+            )
+        )
+    statuses = {r.status_code for r in answers}
+    assert statuses <= {200, 429} and 200 in statuses
+    for refused in (r for r in answers if r.status_code == 429):
+        assert refused.json()["error"]["code"] == "queue_full"
+        assert int(refused.headers["Retry-After"]) >= 1
