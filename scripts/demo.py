@@ -34,18 +34,29 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {**os.environ, "EMBEDTUNE_DATA_DIR": args.data_dir, "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "up", "--port", str(args.port)],
+    cli = [sys.executable, "-m", "cli"]
+    subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True)
+    key = subprocess.run(
+        [*cli, "keys", "create", "--role", "admin", "--name", "demo"],
         env=env,
         cwd=ROOT,
-        start_new_session=True,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    server = subprocess.Popen(
+        [*cli, "up", "--port", str(args.port)], env=env, cwd=ROOT, start_new_session=True
     )
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60)
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{args.port}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}"},
+        )
         wait_ready(client)
         run_workflow(client, args.method, args.epochs)
         if args.keep_running:
-            print(f"API at http://127.0.0.1:{args.port}/docs — Ctrl-C to stop")
+            print(f"API at http://127.0.0.1:{args.port}/docs (key {key}) — Ctrl-C to stop")
             server.wait()
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import DatasetDep, FactoryDep, IdempotencyKey, SessionDep, SettingsDep
 from api.idempotency import Idempotency, body_hash
-from api.schemas.common import ERROR_RESPONSES
+from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.datasets import DatasetPage, DatasetRead
 from api.security import User
 from core.catalog import datasets as catalog
@@ -99,7 +99,7 @@ async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetPage:
     rows, total = repos.list_datasets(session, limit=limit, offset=offset)
     return DatasetPage(

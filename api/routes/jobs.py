@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import EnqueueDep, FactoryDep, IdempotencyKey, JobDep, SessionDep, SettingsDep
 from api.idempotency import Idempotency, body_hash
-from api.schemas.common import ERROR_RESPONSES
+from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
 from api.security import User
 from core.jobs import service
@@ -53,7 +53,7 @@ def list_jobs(
     type: JobType | None = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobPage:
     rows, total = repos.list_jobs(session, type=type, status=status, limit=limit, offset=offset)
     return JobPage(items=[JobRead.of(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -68,7 +68,7 @@ def get_job(job: JobDep) -> JobRead:
 def job_events(
     job: JobDep,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Return events with a larger id.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Events with a larger id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[JobEventRead]:
     rows = repos.list_events(session, job_id=job.id, after=after, limit=limit)

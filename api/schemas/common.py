@@ -21,3 +21,6 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (404, 409, 413, 422)}
+
+
+MAX_OFFSET = 2**31 - 1  # keeps paging parameters inside every database integer type

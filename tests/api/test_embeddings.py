@@ -85,7 +85,9 @@ def test_dimensions_truncate_and_renormalize(client: TestClient, model: str) -> 
     np.testing.assert_allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-5)
     head = full[:, :8] / np.linalg.norm(full[:, :8], axis=1, keepdims=True)
     np.testing.assert_allclose(short, head, atol=1e-5)
-    err = error(client.post("/v1/embeddings", json={"model": model, "input": "x", "dimensions": 33}), 422)
+    err = error(
+        client.post("/v1/embeddings", json={"model": model, "input": "x", "dimensions": 33}), 422
+    )
     assert err["code"] == "invalid_dimensions" and err["param"] == "dimensions"
 
 
@@ -100,9 +102,10 @@ def test_input_type_applies_the_stored_instructions(
     document = embed(client, model=model, input=TEXTS)  # the default side
     np.testing.assert_allclose(vectors(query), embedder.encode(TEXTS, "query"), atol=1e-5)
     np.testing.assert_allclose(vectors(document), embedder.encode(TEXTS, "document"), atol=1e-5)
-    assert query["usage"]["prompt_tokens"] > embed(client, model=model, input=TEXTS)["usage"][
-        "prompt_tokens"
-    ] - 1  # "query: " and "passage: " are both counted
+    count = embedder.st.tokenizer
+    for side, prompt in ((query, "query: "), (document, "passage: ")):
+        tokens = sum(len(count(prompt + t)["input_ids"]) for t in TEXTS)
+        assert side["usage"]["prompt_tokens"] == tokens
     assert not np.allclose(vectors(query), vectors(document), atol=1e-3)
 
 
@@ -117,7 +120,9 @@ def test_query_adapter_applies_to_queries_only(
     adapter = QueryAdapter(32)
     with torch.no_grad():
         adapter.linear.weight.copy_(torch.randn(32, 32, generator=torch.Generator().manual_seed(0)))
-    out = save_adapter_model(SentenceTransformer(str(tiny_model_dir)), adapter, settings.models_dir / "adapted")
+    out = save_adapter_model(
+        SentenceTransformer(str(tiny_model_dir)), adapter, settings.models_dir / "adapted"
+    )
     st = SentenceTransformer(str(out))
     queries = vectors(embed(client, model="adapted", input=TEXTS, input_type="query"))
     documents = vectors(embed(client, model="adapted", input=TEXTS, input_type="document"))
@@ -177,7 +182,8 @@ def test_long_inputs_are_refused_unless_truncation_is_asked(client: TestClient, 
     assert err["code"] == "input_too_long" and "input 1 has 202 tokens" in err["message"]
     body = embed(client, model=model, input=["ok", long], truncate=True)
     assert len(body["data"]) == 2
-    assert body["usage"]["prompt_tokens"] == 3 + 64
+    short = embed(client, model=model, input="ok")["usage"]["prompt_tokens"]
+    assert body["usage"]["prompt_tokens"] == short + 64  # the long one counts what was kept
 
 
 @pytest.fixture
@@ -205,7 +211,7 @@ def test_request_and_queue_limits(strict_client: TestClient, model: str) -> None
             )
         )
     statuses = {r.status_code for r in answers}
-    assert statuses <= {200, 429} and 200 in statuses
+    assert statuses == {200, 429}
     for refused in (r for r in answers if r.status_code == 429):
         assert refused.json()["error"]["code"] == "queue_full"
         assert int(refused.headers["Retry-After"]) >= 1
