@@ -87,7 +87,7 @@ class Batcher:
         with self._cond:
             if self._exited:
                 raise Transient("the model was just unloaded; retry", code="model_unloaded")
-            if self._queued + len(texts) > self.spec.max_queue:
+            if self._queued and self._queued + len(texts) > self.spec.max_queue:
                 raise Overloaded(
                     f"{self._queued} texts are waiting for model '{self.model.key.ref}'; retry",
                     code="queue_full",
