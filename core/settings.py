@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "postgres",
+        "password",
+        "changeme",
+        "change-me",
+        "secret",
+        "example",
+        "admin",
+        "redis",
+        "test",
+        "default",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -21,6 +38,7 @@ class Settings(BaseSettings):
         env_prefix="EMBEDTUNE_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
+    environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("var")
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("EMBEDTUNE_DATABASE_URL", "DATABASE_URL")
@@ -49,6 +67,22 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
     reconcile_seconds: float = 30.0  # how often the API re-enqueues lost and stale jobs
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """In production the database and broker need real URLs with real passwords."""
+        if self.environment != "production":
+            return self
+        for name, url in (
+            ("DATABASE_URL", self.database_url),
+            ("CELERY_BROKER_URL", self.broker_url),
+        ):
+            if not url or url.startswith(("sqlite", "filesystem")):
+                raise ValueError(f"{name} must name a server in production")
+            password = urlsplit(url).password
+            if not password or password.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} has no password or a placeholder one")
+        return self
 
     @property
     def db_url(self) -> str:
