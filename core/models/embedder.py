@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 Side = Literal["query", "document"]
 Progress = Callable[[int, int], None]
-CHUNK = 2048  # texts per encode call, so progress is reported while a corpus encodes
+CHUNK = 256  # texts per encode call: progress and cancel checks between calls
 
 
 @dataclass
