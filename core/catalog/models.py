@@ -9,26 +9,21 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
-from core.models.resolve import PACKAGED_MODELS, resolve_model
+from core.models.resolve import PACKAGED_MODELS, packaged_dir
 from core.store import repos
 from core.store.tables import JobRow, ModelRow
 
 
 @dataclass(frozen=True)
-class BaseModel:
+class PackagedModel:
     id: str
     path: str
 
 
-def base_models() -> list[BaseModel]:
-    """Base models whose weights are on this machine (packaged or in the local hub cache)."""
-    found = []
-    for ref in PACKAGED_MODELS:
-        try:
-            found.append(BaseModel(ref, str(resolve_model(ref).path)))
-        except Exception:  # a packaged model whose package is not installed
-            continue
-    return found
+def base_models() -> list[PackagedModel]:
+    """Base models whose weights ship in an installed package (usable with no hub)."""
+    found = ((ref, packaged_dir(ref)) for ref in PACKAGED_MODELS)
+    return [PackagedModel(ref, str(path)) for ref, path in found if path is not None]
 
 
 def model_location(session: Session, ref: str) -> str:

@@ -52,7 +52,7 @@ def check_reference(
     ref = (ref or "").strip()
     if not allow_paths:
         _refuse_paths(ref)
-    if Path(ref).expanduser().is_dir() or _packaged_dir(ref) is not None:
+    if Path(ref).expanduser().is_dir() or packaged_dir(ref) is not None:
         return resolve_model(ref, models_dir=models_dir).source
     if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
         return "embedtune"
@@ -72,7 +72,7 @@ def resolve_model(ref: str, *, models_dir: Path | None = None) -> ResolvedModel:
         return _resolved(ref, "local", local.resolve())
     if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
         return _resolved(ref, "embedtune", (Path(models_dir) / ref).resolve())
-    packaged = _packaged_dir(ref)
+    packaged = packaged_dir(ref)
     if packaged is not None:
         return _resolved(ref, "package", packaged)
     if _HUB_ID.match(ref) and ".." not in ref:
@@ -114,7 +114,7 @@ def _resolved(ref: str, source: Source, path: Path) -> ResolvedModel:
     return ResolvedModel(ref=ref, source=source, path=path, config=config_for(ref, path))
 
 
-def _packaged_dir(ref: str) -> Path | None:
+def packaged_dir(ref: str) -> Path | None:
     for hub_id, (module, function) in PACKAGED_MODELS.items():
         if ref in (hub_id, hub_id.split("/")[-1]):
             try:

@@ -83,7 +83,9 @@ def create(client: OpenAI, model: str, fmt: str | None, **extra: object) -> np.n
     assert response.model == model and [d.index for d in response.data] == [0, 1, 2]
     assert response.usage.prompt_tokens == response.usage.total_tokens > len(TEXTS)
     if fmt == "base64":
-        return np.stack([np.frombuffer(base64.b64decode(d.embedding), "<f4") for d in response.data])
+        return np.stack(
+            [np.frombuffer(base64.b64decode(d.embedding), "<f4") for d in response.data]
+        )
     return np.array([d.embedding for d in response.data])
 
 

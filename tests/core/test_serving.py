@@ -1,0 +1,137 @@
+"""The serving engine without HTTP: micro-batching, single-flight loads, LRU, queue limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+
+from core.errors import NotFound, Overloaded
+from core.models.embedder import Embedder, load_embedder
+from core.serving import Engine, ModelKey, ServeSpec
+
+T = TypeVar("T")
+TEXTS = [f"query number {i} about topic {i % 4}" for i in range(20)]
+
+
+@dataclass
+class CountingEmbedder(Embedder):
+    """Records the size of every encode call; ``gate`` holds each call until it is set."""
+
+    calls: list[int] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def encode(self, texts, side, progress=None):  # type: ignore[override]
+        self.gate.wait(10)
+        self.calls.append(len(texts))
+        return super().encode(texts, side, progress)
+
+
+@pytest.fixture(scope="module")
+def base(tiny_model_dir: Path) -> Embedder:
+    return load_embedder(str(tiny_model_dir))
+
+
+class Loader:
+    """Loads ``base`` under any reference; "missing" is unknown, "flaky" fails once."""
+
+    def __init__(self, base: Embedder, *, gated: bool = False) -> None:
+        self.base, self.gated = base, gated
+        self.refs: list[str] = []
+        self.made: list[CountingEmbedder] = []
+
+    def __call__(self, key: ModelKey) -> CountingEmbedder:
+        self.refs.append(key.ref)
+        if key.ref == "missing" or (key.ref == "flaky" and self.refs.count("flaky") == 1):
+            raise NotFound("no such model", code="model_not_found", param="model")
+        base = self.base
+        embedder = CountingEmbedder(base.model, base.st, f"{base.fingerprint}-{key.ref}")
+        if not self.gated:
+            embedder.gate.set()
+        self.made.append(embedder)
+        return embedder
+
+
+def run(engine: Engine, coro: Coroutine[Any, Any, T]) -> T:
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            engine.close()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_requests_share_forward_passes(base: Embedder) -> None:
+    load = Loader(base)
+    engine = Engine(ServeSpec(batch_wait_ms=50), load)
+
+    async def many():
+        return await asyncio.gather(*(engine.embed(ModelKey("a"), [t]) for t in TEXTS))
+
+    answers = run(engine, many())
+    assert load.refs == ["a"]  # one load for twenty concurrent requests
+    calls = load.made[0].calls
+    assert sum(calls) == len(TEXTS) and len(calls) < len(TEXTS) / 2
+    got = np.stack([a.vectors[0] for a in answers])
+    np.testing.assert_allclose(got, base.encode(TEXTS, "document"), atol=1e-5)
+
+
+def test_token_budget_splits_a_step(base: Embedder) -> None:
+    load = Loader(base)
+    engine = Engine(ServeSpec(max_batch_tokens=40), load)
+    encoded = run(engine, engine.embed(ModelKey("a"), TEXTS))
+    assert len(load.made[0].calls) > 1 and max(load.made[0].calls) <= 5  # ~9 tokens a text
+    np.testing.assert_allclose(encoded.vectors, base.encode(TEXTS, "document"), atol=1e-5)
+
+
+def test_failed_load_is_retried_and_unknown_models_raise(base: Embedder) -> None:
+    load = Loader(base)
+    engine = Engine(ServeSpec(), load)
+
+    async def attempts():
+        for ref in ("missing", "flaky"):
+            with pytest.raises(NotFound):
+                await engine.embed(ModelKey(ref), ["x"])
+        return await engine.embed(ModelKey("flaky"), ["x"])
+
+    assert run(engine, attempts()).vectors.shape == (1, 32)
+    assert load.refs == ["missing", "flaky", "flaky"]
+
+
+def test_least_recently_used_model_is_unloaded_past_the_budget(base: Embedder) -> None:
+    one_model = sum(p.numel() * p.element_size() for p in base.st.parameters()) + 1024
+    load = Loader(base)
+    engine = Engine(ServeSpec(model_memory_bytes=one_model), load)
+
+    async def alternate():
+        for ref in ("a", "a", "b", "b", "a"):
+            await engine.embed(ModelKey(ref), ["x"])
+
+    run(engine, alternate())
+    assert load.refs == ["a", "b", "a"]
+
+
+def test_a_full_queue_answers_overloaded(base: Embedder) -> None:
+    load = Loader(base, gated=True)
+    engine = Engine(ServeSpec(max_queue=3, batch_wait_ms=0), load)
+    key = ModelKey("a")
+
+    async def flood():
+        first = asyncio.ensure_future(engine.embed(key, ["a", "b"]))
+        while not load.made:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # loaded; the worker holds the first request at the gate
+        with pytest.raises(Overloaded) as refused:
+            await engine.embed(key, ["c", "d"])
+        load.made[0].gate.set()
+        return refused.value, await first
+
+    refused, first = run(engine, flood())
+    assert refused.code == "queue_full" and first.vectors.shape == (2, 32)
