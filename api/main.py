@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import datasets, embeddings, health, indexes, jobs, models
+from api.routes import datasets, embeddings, health, indexes, jobs, models, reports
 from api.security import RateLimiter, require
 from core.serving.catalog import build_engine
 from core.settings import Settings, get_settings
@@ -56,6 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)  # /healthz is open; /readyz asks for a key itself
     for module in (models, embeddings, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
-    for module in (datasets, jobs):  # inference-only keys may not read data or submit jobs
+    for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])
     return app

@@ -29,7 +29,14 @@ from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import encode_cached
 from core.indexing.faiss_index import IndexSpec, VectorIndex
-from core.mining import MiningSpec, ScoreSummary, Selection, mine_negatives, select_negatives
+from core.mining import (
+    MiningReport,
+    MiningSpec,
+    ScoreSummary,
+    Selection,
+    mine_negatives,
+    select_negatives,
+)
 from core.mining.miner import query_rng
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
@@ -39,7 +46,9 @@ FLAT = IndexSpec(kind="flat")
 Negatives = dict[str, set[str]]  # query text -> negative texts
 
 
-def ours(ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path) -> tuple:
+def ours(
+    ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path
+) -> tuple[float, Negatives, MiningReport]:
     t0 = time.perf_counter()
     mined, report = mine_negatives(ds, embedder, spec, cache=EmbeddingCache(cache))
     seconds = time.perf_counter() - t0
@@ -51,7 +60,9 @@ def ours(ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path
     return seconds, negatives, report
 
 
-def theirs(ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path) -> tuple:
+def theirs(
+    ds: RetrievalDataset, embedder: Embedder, spec: MiningSpec, cache: Path
+) -> tuple[float, Negatives]:
     """sentence-transformers on (query, positive) rows of the split, the corpus as candidates."""
     pairs = [
         (ds.queries[q].text, ds.corpus[d].full_text)
@@ -99,6 +110,7 @@ def bench(ds: RetrievalDataset, embedder: Embedder, split: str) -> None:
     print(f"{'run':<48}{'ours s':>9}{'theirs s':>10}{'ratio':>8}  overlap")
     with tempfile.TemporaryDirectory() as tmp:
         ours_cache, st_cache = Path(tmp) / "ours", Path(tmp) / "st"
+        reports: list[MiningReport] = []
         runs = [
             ("defaults (random), cold: encode + mine", spec),
             ("defaults (random), warm: cached embeddings", spec),
@@ -112,8 +124,10 @@ def bench(ds: RetrievalDataset, embedder: Embedder, split: str) -> None:
             print(
                 f"{name:<48}{t_ours:>9.2f}{t_st:>10.2f}{ratio:>8.3f}  {overlap(our_negs, st_negs)}"
             )
-    stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
-    print(f"ours, last run: {stages}; {report.negatives} negatives for {report.queries} queries")
+            reports.append(report)
+    for name, report in (("cold", reports[0]), ("warm", reports[1])):
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+        print(f"ours {name}: {stages}; {report.negatives} negatives, {report.queries} queries")
 
 
 @dataclass(frozen=True)
@@ -168,8 +182,8 @@ def sweep(ds: RetrievalDataset, embedder: Embedder, split: str, cache: Path) -> 
     print(f"positive scores: {_fmt(ScoreSummary.of(pos))}")
     print(f"top-200 candidates: {_fmt(ScoreSummary.of(got.scores[np.isfinite(got.scores)]))}")
     print(
-        f"{'setting':<34}{'hidden pooled':>14}{'hidden mined':>14}{'negs/q':>7}{'short/0':>7}"
-        f"{'kept negative scores':>36}{'gap':>7}  removed"
+        f"{'setting':<34}{'hidden pooled':>14}{'hidden mined':>14}{'negs/q':>7}{'short/0':>9}"
+        f"  {'kept negative scores':<38}{'gap':>6}  removed"
     )
     for name, spec in SETTINGS:
         print(_setting_row(name, dataclasses.replace(spec, split=split), got, float(pos.mean())))
@@ -222,8 +236,8 @@ def _setting_row(name: str, spec: MiningSpec, got: Retrieved, pos_mean: float) -
     mined = f"{hidden['mined']}/{hidden['n']} {hidden['mined'] / max(hidden['negs'], 1):.1%}"
     short = f"{int((counts < spec.num_negatives).sum())}/{int((counts == 0).sum())}"
     return (
-        f"{name:<34}{pooled:>14}{mined:>14}{counts.mean():>7.2f}{short:>7}{_fmt(neg):>36}"
-        f"{pos_mean - (neg.mean or 0):>7.3f}  {gone}"
+        f"{name:<34}{pooled:>14}{mined:>14}{counts.mean():>7.2f}{short:>9}  {_fmt(neg):<38}"
+        f"{pos_mean - (neg.mean or 0):>6.3f}  {gone}"
     )
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from cli import datasets, evaluate, finetune, keys, mine, platform  # noqa: F401  (registers)
+from cli import (  # noqa: F401  (registers)
+    compare,
+    datasets,
+    evaluate,
+    finetune,
+    keys,
+    mine,
+    nudge,
+    platform,
+)
 from cli.app import app, print_error
 from core.errors import CoreError
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.app import DatasetArg, FormatOpt, app, console, stage_progress
+from cli.app import DatasetArg, FormatOpt, app, console, err, stage_progress
 from core.errors import InvalidInput
 
 KEEPS_NEGATIVES = ("flag-jsonl", "rag-json", "pairs")
@@ -38,6 +39,9 @@ def mine(
     seed: int = 42,
     report: Annotated[Path | None, typer.Option(help="Report JSON path.")] = None,
     batch_size: int = 64,
+    max_seq_length: int | None = None,
+    query_instruction: str | None = None,
+    document_instruction: str | None = None,
     index: Annotated[str, typer.Option(help="flat | ivf | hnsw | auto")] = "auto",
     cache: Annotated[bool, typer.Option(help="Reuse cached corpus embeddings.")] = True,
 ) -> None:
@@ -58,12 +62,12 @@ def mine(
         range_min=range_min,
         range_max=range_max,
         num_negatives=num_negatives,
-        sampling=sampling,  # type: ignore[arg-type]  (MiningSpec checks it)
+        sampling=sampling,  # type: ignore[arg-type]  # MiningSpec checks it
         relative_margin=relative_margin or None,  # 0 would equal --absolute-margin 0
         absolute_margin=absolute_margin,
         max_score=max_score,
         seed=seed,
-        index=IndexSpec(kind=index),  # type: ignore[arg-type]
+        index=IndexSpec(kind=index),  # type: ignore[arg-type]  # resolved() checks it
     )
     settings = get_settings()
     ds = load_dataset(dataset, fmt, split=split)
@@ -73,6 +77,9 @@ def mine(
         device=settings.device,
         trust_remote_code=settings.trust_remote_code,
         batch_size=batch_size,
+        max_seq_length=max_seq_length,
+        query_instruction=query_instruction,
+        document_instruction=document_instruction,
     )
     with stage_progress() as progress:
         mined, result = mine_negatives(
@@ -97,7 +104,7 @@ def print_mining_report(data: dict[str, Any]) -> None:
         f"{data['negatives']} negatives ({per_query['mean']:.2f}/query, "
         f"min {per_query['min']}, max {per_query['max']}; {data['queries_short']} short)"
     )
-    scores = Table(title=title)
+    scores = Table(title=escape(title))
     for col in ("scores", "count", "mean", "p10", "p50", "p90"):
         scores.add_column(col, justify="right")
     for name, summary in data["scores"].items():
@@ -116,3 +123,8 @@ def print_mining_report(data: dict[str, Any]) -> None:
     console.print(removed)
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in data["timings"].items())
     console.print(f"time: {timing}; corpus cache hits: {data['cache'].get('corpus_hits', 0)}")
+    if data["queries_without_negatives"]:
+        err.print(
+            f"[yellow]warning[/] {data['queries_without_negatives']} queries got no negative: "
+            "raise --range-max or lower the margin"
+        )

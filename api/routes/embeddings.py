@@ -15,7 +15,7 @@ from core.serving.vectors import to_base64
 router = APIRouter(prefix="/v1", tags=["embeddings"], responses=ERROR_RESPONSES)
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:  # async: no thread hop per request
     return request.app.state.engine
 
 

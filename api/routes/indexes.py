@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from api.deps import FactoryDep, SessionDep
 from api.routes.embeddings import EngineDep
@@ -18,7 +18,9 @@ from core.store.tables import IndexRow
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses=ERROR_RESPONSES)
 
 
-def index(session: SessionDep, index_id: str) -> IndexRow:
+def index(
+    session: SessionDep, index_id: Annotated[str, Path(pattern=r"^[\w-]{1,40}$")]
+) -> IndexRow:
     return repos.get_or_404(session, IndexRow, index_id, "index")
 
 

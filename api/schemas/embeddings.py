@@ -13,7 +13,11 @@ class EmbeddingCreate(BaseModel):
     input: Text | list[Text] = Field(
         description="A text or a list of texts; token-id arrays are refused (422)."
     )
-    model: str = Field(description="A base model reference or a fine-tuned model id (mdl_...).")
+    model: str = Field(
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",  # printable ASCII: hub ids, names, model ids
+        description="A base model reference or a fine-tuned model id (mdl_...).",
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(
         None, ge=1, description="Keep the first dimensions and L2-normalize again (Matryoshka)."

@@ -22,6 +22,7 @@ class JobRead(ReadModel):
     status: str
     spec: dict[str, Any]
     dataset_id: str | None
+    parent_id: str | None = Field(description="The job that created this one (compare).")
     progress: float = Field(description="Percent done, 0-100.")
     stage: str | None
     current_step: int

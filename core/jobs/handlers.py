@@ -9,17 +9,21 @@ from typing import Any
 from core.catalog import datasets as dataset_catalog
 from core.catalog.models import model_location
 from core.datasets.model import RetrievalDataset
+from core.errors import InvalidInput
 from core.evaluation.evaluator import EvalSpec, encode_cached, evaluate
 from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.jobs.context import JobContext
 from core.jobs.specs import (
+    CompareJobSpec,
     EncodingOptions,
     EvalJobSpec,
     FinetuneJobSpec,
     IndexJobSpec,
     MineJobSpec,
+    NudgeJobSpec,
     finetune_spec,
     mining_spec,
+    nudge_spec,
 )
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
@@ -203,6 +207,7 @@ def run_finetune_job(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         reporter=DbReporter(ctx),
         should_cancel=ctx.should_cancel,
         resume=True,
+        models_dir=ctx.settings.models_dir,
         cache=EmbeddingCache(ctx.settings.cache_dir),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
@@ -229,9 +234,106 @@ def run_finetune_job(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
     }
 
 
+NUDGE_SPANS = {
+    "encode_corpus": (0.05, 0.7),
+    "encode_queries": (0.75, 0.1),
+    "tune": (0.85, 0.05),
+    "test": (0.9, 0.05),
+}
+
+
+def run_nudge_job(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
+    """NUDGE the corpus embeddings of a model into a new index version of the dataset."""
+    from core.nudge import run_nudge
+
+    model = spec.model or _model_from_job(ctx, spec.model_from_job or "")
+    ds = _dataset(ctx, spec.dataset_id)
+    embedder = _embedder(ctx, model, spec)
+    ctx.progress(0.05, stage="loaded model", force=True)
+    result = run_nudge(
+        ds,
+        embedder,
+        nudge_spec(spec),
+        cache=EmbeddingCache(ctx.settings.cache_dir),
+        progress=_stages(ctx, NUDGE_SPANS),
+    )
+    summary = result.report
+    (ctx.artifacts / "nudge_report.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    test = result.test_report
+    test_path = test.save(ctx.artifacts / "test_report.json") if test else None
+    tuning = {"step": summary.step, "docs_moved": summary.docs_moved, "metric": summary.metric}
+    index_id = _store_nudge_index(ctx, spec, model, embedder.fingerprint, result, tuning)
+    ctx.metrics(0, {f"val_{k}": v for k, v in summary.val_after.items()})
+    ctx.log(f"{summary.docs_moved} documents moved, step {summary.step}")
+    return {
+        "index_id": index_id,
+        "model": model,
+        "variant": spec.variant,
+        **tuning,
+        "num_documents": summary.num_documents,
+        "val": {"before": summary.val_before, "after": summary.val_after},
+        "test": {
+            "before": {k: summary.test_before[k] for k in HEADLINE if k in summary.test_before},
+            "after": {k: summary.test_after[k] for k in HEADLINE if k in summary.test_after},
+        },
+        "test_report_path": str(test_path) if test_path else None,
+    }
+
+
+def _store_nudge_index(
+    ctx: JobContext,
+    spec: NudgeJobSpec,
+    model: str,
+    fingerprint: str,
+    result: Any,  # core.nudge.NudgeResult
+    tuning: dict[str, Any],
+) -> str:
+    """Save the tuned vectors as a Faiss index and record it as an index version."""
+    index = VectorIndex.build(result.vectors, result.doc_ids, IndexSpec(kind=spec.kind))
+    path = ctx.artifacts / "index"
+    index.save(path)
+    with transaction(ctx.factory) as session:
+        row = repos.upsert_by_job(
+            session,
+            IndexRow,
+            job_id=ctx.job_id,
+            model=model,
+            model_fingerprint=fingerprint,
+            dataset_id=spec.dataset_id,
+            path=str(path),
+            kind=index.spec.kind,
+            size=len(index),
+            dim=index.dim,
+            method=spec.variant,
+            tuning={
+                **tuning,
+                "train_queries": result.report.train_queries,
+                "val_fraction": spec.val_fraction,
+            },
+        )
+        return row.id
+
+
+def _model_from_job(ctx: JobContext, job_id: str) -> str:
+    from core.jobs.compare_run import finished_job
+
+    job = finished_job(ctx, job_id)
+    if job.type != "finetune":
+        raise InvalidInput(f"job '{job_id}' is not a finetune job", param="model_from_job")
+    return job.result["model_id"]
+
+
+def run_compare_job(ctx: JobContext, spec: CompareJobSpec) -> dict[str, Any]:
+    from core.jobs.compare_run import run_compare
+
+    return run_compare(ctx, spec)
+
+
 HANDLERS: dict[str, Callable[[JobContext, Any], dict[str, Any]]] = {
     "eval": run_eval,
     "index": run_index,
     "mine": run_mine,
     "finetune": run_finetune_job,
+    "nudge": run_nudge_job,
+    "compare": run_compare_job,
 }

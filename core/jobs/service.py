@@ -8,15 +8,22 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog.models import model_location
+from core.compare.methods import METHODS
 from core.errors import Conflict, InvalidInput
+from core.jobs import compare
 from core.jobs.specs import (
     QUEUE_OF,
+    CompareJob,
+    CompareJobSpec,
     EvalJob,
     FinetuneJob,
+    FinetuneJobSpec,
     IndexJob,
     MineJob,
+    NudgeJob,
     finetune_spec,
     mining_spec,
+    nudge_spec,
 )
 from core.models.resolve import check_reference
 from core.store import repos
@@ -29,22 +36,30 @@ Enqueue = Callable[[str, str], None]
 
 def submit_job(
     factory: sessionmaker[Session],
-    request: EvalJob | IndexJob | MineJob | FinetuneJob,
+    request: EvalJob | IndexJob | MineJob | FinetuneJob | NudgeJob | CompareJob,
     *,
     enqueue: Enqueue,
     models_dir: Path | None = None,
     allow_paths: bool = False,
 ) -> JobRow:
-    """Check that the dataset and model exist, insert the job as queued, commit, enqueue."""
+    """Check that the dataset and model exist, insert the job as queued, commit, enqueue.
+    A compare job's children are inserted and enqueued with it."""
     spec = request.spec
     with transaction(factory) as session:
         repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
-        ref = getattr(spec, "model", None) or getattr(spec, "base_model", None)
-        _check_model(session, ref, models_dir, allow_paths)
+        if isinstance(request, NudgeJob) and request.spec.model_from_job:
+            _check_source_job(session, request.spec.model_from_job)
+        else:
+            ref = getattr(spec, "model", None) or getattr(spec, "base_model", None)
+            _check_model(session, ref, models_dir, allow_paths)
         if isinstance(request, MineJob):
             mining_spec(request.spec)
         elif isinstance(request, FinetuneJob):
             finetune_spec(request.spec, model_location(session, request.spec.base_model))
+        elif isinstance(request, NudgeJob):
+            nudge_spec(request.spec)
+        elif isinstance(request, CompareJob):
+            _check_compare(session, request.spec)
         job = repos.add_job(
             session,
             type=request.type,
@@ -52,8 +67,44 @@ def submit_job(
             dataset_id=spec.dataset_id,
             enqueued_at=utcnow(),  # the reconciler re-enqueues it if this process dies now
         )
+        children = []
+        if isinstance(request, CompareJob):
+            children = compare.add_children(session, job, request.spec)
     enqueue(job.id, QUEUE_OF[request.type])
+    for child in children:
+        enqueue(child.id, QUEUE_OF[child.type])
     return job
+
+
+def _check_source_job(session: Session, job_id: str) -> None:
+    source = repos.get_or_404(session, JobRow, job_id, "job")
+    if source.type != "finetune":
+        raise InvalidInput(f"job '{job_id}' is not a finetune job", param="model_from_job")
+
+
+def _check_compare(session: Session, spec: CompareJobSpec) -> None:
+    """Every split the children will read exists, and every fine-tune spec is valid."""
+    needed = [(spec.dataset_id, spec.train_split), (spec.dataset_id, spec.test_split)]
+    if spec.forgetting_dataset_id is not None:
+        needed.append((spec.forgetting_dataset_id, spec.forgetting_split))
+    for dataset_id, split in needed:
+        row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+        if split not in row.stats.get("splits", {}):
+            raise InvalidInput(
+                f"dataset '{dataset_id}' has no split '{split}'", code="no_split", param="spec"
+            )
+    base = model_location(session, spec.base_model)
+    for method in spec.methods:
+        if finetune := METHODS[method].finetune:
+            finetune_spec(
+                FinetuneJobSpec(
+                    dataset_id=spec.dataset_id,
+                    base_model=spec.base_model,
+                    method=finetune,
+                    params=spec.params,
+                ),
+                base,
+            )
 
 
 def _check_model(
@@ -68,15 +119,23 @@ def _check_model(
 
 
 def cancel_job(factory: sessionmaker[Session], *, job_id: str) -> JobRow:
-    """A queued job is cancelled at once; a running one is asked to stop at its next step."""
+    """A queued job is cancelled at once; a running one is asked to stop at its next step.
+    Cancelling a job cancels the unfinished jobs it created (a compare job's children)."""
     with transaction(factory) as session:
         job = repos.lock_job(session, job_id=job_id)
         if job.status in repos.TERMINAL:
             raise Conflict(f"job '{job_id}' already {job.status}", code="job_finished", param="id")
-        if job.status == "queued":
-            job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
-            repos.add_event(session, job_id=job_id, kind="state", message="cancelled")
-        elif job.status == "running" and not job.cancel_requested:
-            job.cancel_requested = True
-            repos.add_event(session, job_id=job_id, kind="log", message="cancel requested")
+        _cancel(session, job)
+        for child in repos.child_jobs(session, parent_id=job_id):
+            if child.status not in repos.TERMINAL:
+                _cancel(session, repos.lock_job(session, job_id=child.id))
         return job
+
+
+def _cancel(session: Session, job: JobRow) -> None:
+    if job.status == "queued":
+        job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
+        repos.add_event(session, job_id=job.id, kind="state", message="cancelled")
+    elif job.status == "running" and not job.cancel_requested:
+        job.cancel_requested = True
+        repos.add_event(session, job_id=job.id, kind="log", message="cancel requested")

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.compare.methods import DEFAULT_METHODS, METHODS, CompareMethod
 from core.errors import InvalidInput
 
-JobType = Literal["eval", "index", "mine", "finetune"]
+JobType = Literal["eval", "index", "mine", "finetune", "nudge", "compare"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-QUEUE_OF: dict[str, str] = {"eval": "cpu", "index": "cpu", "mine": "cpu", "finetune": "gpu"}
+QUEUE_OF: dict[str, str] = {
+    "eval": "cpu",
+    "index": "cpu",
+    "mine": "cpu",
+    "finetune": "gpu",
+    "nudge": "cpu",
+    "compare": "gpu",  # it runs its fine-tune children on the worker that runs it
+}
 
 
 class _Spec(BaseModel):
@@ -54,6 +62,55 @@ class FinetuneJobSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict, description="FinetuneSpec fields.")
 
 
+class NudgeJobSpec(EncodingOptions):
+    dataset_id: str
+    model: str | None = Field(None, description="Base model reference or fine-tuned model id.")
+    model_from_job: str | None = Field(
+        None, description="Instead of `model`: the model a finetune job produces (waits for it)."
+    )
+    variant: Literal["nudge-n", "nudge-m"] = "nudge-n"
+    train_split: str = "train"
+    val_split: str | None = Field(None, description="None: hold out a share of train queries.")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_split: str | None = Field("test", description="Scored once the step is chosen.")
+    steps: list[float] | None = Field(
+        None, min_length=1, max_length=1000, description="Candidate steps; None: default grid."
+    )
+    kind: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
+
+    @model_validator(mode="after")
+    def _one_model(self) -> NudgeJobSpec:
+        if (self.model is None) == (self.model_from_job is None):
+            raise ValueError("give exactly one of 'model' and 'model_from_job'")
+        return self
+
+
+class CompareJobSpec(_Spec):
+    dataset_id: str
+    base_model: str
+    forgetting_dataset_id: str | None = Field(
+        None, description="A dataset not trained on: its metrics show forgetting."
+    )
+    forgetting_split: str = "test"
+    methods: list[CompareMethod] = Field(default_factory=lambda: list(DEFAULT_METHODS))
+    train_split: str = "train"
+    test_split: str = "test"
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="FinetuneSpec fields for every fine-tune."
+    )
+
+    @model_validator(mode="after")
+    def _methods(self) -> CompareJobSpec:
+        if len(set(self.methods)) != len(self.methods) or "base" not in self.methods:
+            raise ValueError("methods must include 'base' and name each method once")
+        for method in self.methods:
+            needed = METHODS[method].builds_on
+            if needed and needed not in self.methods[: self.methods.index(method)]:
+                raise ValueError(f"'{method}' needs '{needed}' earlier in methods")
+        return self
+
+
 class EvalJob(_Spec):
     type: Literal["eval"]
     spec: EvalJobSpec
@@ -74,12 +131,27 @@ class FinetuneJob(_Spec):
     spec: FinetuneJobSpec
 
 
-JobRequest = Annotated[EvalJob | IndexJob | MineJob | FinetuneJob, Field(discriminator="type")]
+class NudgeJob(_Spec):
+    type: Literal["nudge"]
+    spec: NudgeJobSpec
+
+
+class CompareJob(_Spec):
+    type: Literal["compare"]
+    spec: CompareJobSpec
+
+
+JobRequest = Annotated[
+    EvalJob | IndexJob | MineJob | FinetuneJob | NudgeJob | CompareJob,
+    Field(discriminator="type"),
+]
 SPEC_OF: dict[str, type[_Spec]] = {
     "eval": EvalJobSpec,
     "index": IndexJobSpec,
     "mine": MineJobSpec,
     "finetune": FinetuneJobSpec,
+    "nudge": NudgeJobSpec,
+    "compare": CompareJobSpec,
 }
 
 
@@ -106,3 +178,17 @@ def finetune_spec(spec: FinetuneJobSpec, base_model: str):  # -> core.training.F
                 f"give '{key}' at the top of the spec, not in params", param=f"params.{key}"
             )
     return FinetuneSpec.from_dict({**spec.params, "method": spec.method, "base_model": base_model})
+
+
+def nudge_spec(spec: NudgeJobSpec):  # -> core.nudge.NudgeSpec
+    """The domain spec of a nudge job; invalid values raise ``InvalidInput``."""
+    from core.nudge.spec import NudgeSpec
+
+    return NudgeSpec(
+        variant=spec.variant,
+        train_split=spec.train_split,
+        val_split=spec.val_split,
+        val_fraction=spec.val_fraction,
+        test_split=spec.test_split,
+        steps=tuple(spec.steps) if spec.steps is not None else None,
+    )

@@ -100,6 +100,12 @@ def list_jobs(
     return list(rows), total
 
 
+def child_jobs(session: Session, *, parent_id: str) -> list[JobRow]:
+    """The jobs ``parent_id`` created, oldest first."""
+    query = select(JobRow).where(JobRow.parent_id == parent_id)
+    return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id)))
+
+
 def update_job(session: Session, *, job_id: str, **values: Any) -> None:
     session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
 

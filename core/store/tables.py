@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -151,6 +152,10 @@ class IndexRow(Base):
     kind: Mapped[str] = mapped_column(String(20))
     size: Mapped[int] = mapped_column(Integer)
     dim: Mapped[int] = mapped_column(Integer)
+    # How the vectors were made: "base" (the model's own), or "nudge-n" / "nudge-m" (the
+    # model's vectors tuned toward training queries); ``tuning`` holds the step and counts.
+    method: Mapped[str] = mapped_column(String(20), default="base", server_default="base")
+    tuning: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -157,6 +157,8 @@ def test_fine_tuned_model_id_is_served_until_deleted(
         ({"model": "no-such-model", "input": "x"}, 404, "model_not_found", "model"),
         ({"model": "acme/not-in-cache", "input": "x"}, 404, "model_not_found", "model"),
         ({"model": "/etc", "input": "x"}, 422, "invalid_model", "model"),
+        ({"model": "a\x00b", "input": "x"}, 422, "invalid_request", "model"),
+        ({"model": "x" * 201, "input": "x"}, 422, "invalid_request", "model"),
         ({"model": "tiny", "input": [[101, 2023]]}, 422, "invalid_request", "input"),
         ({"model": "tiny", "input": [101, 2023]}, 422, "invalid_request", "input"),
         ({"model": "tiny", "input": ""}, 422, "invalid_request", "input"),

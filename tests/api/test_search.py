@@ -100,10 +100,12 @@ def test_bad_search_bodies_are_422(client: TestClient, index_id: str, body: dict
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_unknown_index_is_404(client: TestClient) -> None:
+def test_unknown_or_malformed_index_id(client: TestClient) -> None:
     response = client.post("/v1/indexes/idx_nope/search", json={"query": "a"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "index_not_found"
+    response = client.post("/v1/indexes/a%00b/search", json={"query": "a"})
+    assert response.status_code == 422 and response.json()["error"]["param"] == "index_id"
 
 
 def test_index_of_a_changed_model_is_refused(

@@ -1,0 +1,293 @@
+"""Benchmark /v1/embeddings against in-process encoding and infinity-emb, on this machine.
+
+Loads, through HTTP on 127.0.0.1 with keep-alive connections: single short texts (SciFact
+queries) at concurrency 1, 8 and 32, and requests of 32 passages (SciFact abstracts, first 80
+words). Each load runs for ``--seconds`` against our API (uvicorn, SQLite, an inference key)
+and against infinity-emb serving the same local model directory; in-process
+``SentenceTransformer.encode`` of the same texts (batch 32) is measured in the same run.
+
+    python bench/serve.py [--seconds 10] [--infinity /tmp/infinity-venv/bin/infinity_emb]
+
+infinity-emb lives in its own venv, with the CPU torch wheel installed first:
+    python -m venv /tmp/infinity-venv && /tmp/infinity-venv/bin/pip install torch==2.13.0
+    /tmp/infinity-venv/bin/pip install 'infinity-emb[server,torch]==0.0.78'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "scifact-sample"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+TARGETS = "targets: single c=32 >= 2.0x infinity; 32-text >= 0.85x in-process; c=1 p50 < 15 ms"
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    texts_per_request: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Result:
+    texts_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+
+
+@dataclass(frozen=True)
+class Server:
+    url_path: bytes
+    model: str
+    headers: bytes
+
+
+def texts(n: int) -> tuple[list[str], list[str]]:
+    """``n`` short queries and ``n`` passages of at most 80 words (at most 230 tokens)."""
+
+    def read(name: str) -> list[dict]:
+        lines = (SAMPLE / name).read_text("utf-8").splitlines()[:n]
+        return [json.loads(x) for x in lines]
+
+    queries = [q["text"] for q in read("queries.jsonl")]
+    passages = [" ".join(f"{d['title']} {d['text']}".split()[:80]) for d in read("corpus.jsonl")]
+    return queries, passages
+
+
+# load generator ----------------------------------------------------------------------------
+
+
+async def _connection(
+    port: int, server: Server, bodies: list[bytes], counter: Iterator[int], stop: float
+) -> list[float]:
+    """One keep-alive connection sending requests back to back; their latencies in seconds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % (
+        server.url_path
+    )
+    latencies = []
+    try:
+        while time.perf_counter() < stop:
+            body = bodies[next(counter) % len(bodies)]
+            started = time.perf_counter()
+            writer.write(head + server.headers + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            answer = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", answer)
+            payload = await reader.readexactly(int(length.group(1)) if length else 0)
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"{answer.splitlines()[0]!r}: {payload[:300]!r}")
+            latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+    return latencies
+
+
+def run_load(port: int, server: Server, load: Load, pool: list[str], seconds: float) -> Result:
+    n = load.texts_per_request
+    bodies = [
+        json.dumps(
+            {
+                "model": server.model,
+                "input": pool[i : i + n] if n > 1 else pool[i],
+                "encoding_format": "base64",
+            }
+        ).encode()
+        for i in range(0, len(pool) - n + 1, n if n > 1 else 1)
+    ]
+
+    async def main() -> list[list[float]]:
+        counter = itertools.count()
+        stop = time.perf_counter() + seconds
+        return await asyncio.gather(
+            *(_connection(port, server, bodies, counter, stop) for _ in range(load.concurrency))
+        )
+
+    started = time.perf_counter()
+    latencies = np.array([x for conn in asyncio.run(main()) for x in conn]) * 1000
+    elapsed = time.perf_counter() - started
+    return Result(
+        len(latencies) * n / elapsed,
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        len(latencies),
+    )
+
+
+# servers -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+@contextmanager
+def running(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_ready(ready, process)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@contextmanager
+def embedtune(port: int, workdir: Path) -> Iterator[Server]:
+    """Our API: SQLite under ``workdir``, migrated, with an inference key and no rate limit."""
+    from core.auth import create_key
+    from core.store.db import make_engine, make_session_factory, transaction, upgrade
+
+    (workdir / "var").mkdir()
+    db_url = f"sqlite:///{workdir / 'var' / 'embedtune.db'}"
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(workdir / "var"),
+        "EMBEDTUNE_DATABASE_URL": db_url,
+        "EMBEDTUNE_RATE_LIMIT_PER_MINUTE": "1e9",
+        "EMBEDTUNE_RATE_LIMIT_BURST": "1000000000",
+        "HF_HUB_OFFLINE": "1",
+    }
+    upgrade(db_url)
+    with transaction(make_session_factory(make_engine(db_url))) as session:
+        key = create_key(session, name="bench", role="inference")
+    argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    with running(argv, env, f"http://127.0.0.1:{port}/healthz", workdir / "embedtune.log"):
+        yield Server(b"/v1/embeddings", MODEL, b"Authorization: Bearer %s\r\n" % key.encode())
+
+
+@contextmanager
+def infinity(binary: str, port: int, model_dir: Path, workdir: Path) -> Iterator[Server]:
+    argv = [binary, "v2", "--model-id", str(model_dir), "--served-model-name", "minilm"]
+    argv += ["--engine", "torch", "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--url-prefix", "/v1", "--log-level", "warning", "--api-key", "bench"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    with running(argv, env, f"http://127.0.0.1:{port}/health", workdir / "infinity.log"):
+        yield Server(b"/v1/embeddings", "minilm", b"Authorization: Bearer bench\r\n")
+
+
+def measure(server: Server, port: int, loads: list[Load], pools: dict, seconds: float) -> dict:
+    run_load(port, server, Load("warm-up", 1, 8), pools[1], min(seconds, 3))
+    run_load(port, server, Load("warm-up", 32, 2), pools[32], min(seconds, 3))
+    results = {}
+    for load in loads:
+        results[load] = run_load(port, server, load, pools[load.texts_per_request], seconds)
+        print(f"  {load.name}: {results[load]}", flush=True)
+    return results
+
+
+def in_process(model_dir: Path, pool: list[str], seconds: float) -> float:
+    """Texts/s of ``SentenceTransformer.encode`` (batch 32) over ``pool``, repeated."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(model_dir), device="cpu")
+    st.encode(pool[:64], batch_size=32)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        st.encode(pool, batch_size=32)
+        done += len(pool)
+    return done / (time.perf_counter() - started)
+
+
+# report ------------------------------------------------------------------------------------
+
+
+def table(loads: list[Load], ours: dict, theirs: dict | None, local: dict[int, float]) -> str:
+    rows = [
+        "| load | ours texts/s | p50 ms | p99 ms | infinity texts/s | p50 ms | p99 ms "
+        "| ours/infinity | in-process texts/s | ours/in-process |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for load in loads:
+        o, i = ours[load], (theirs or {}).get(load)
+        inf = f"{i.texts_per_s:.0f} | {i.p50_ms:.1f} | {i.p99_ms:.1f} | " if i else "- | - | - | "
+        ratio = f"{o.texts_per_s / i.texts_per_s:.2f}x" if i else "-"
+        base = local[load.texts_per_request]
+        rows.append(
+            f"| {load.name} | {o.texts_per_s:.0f} | {o.p50_ms:.1f} | {o.p99_ms:.1f} | {inf}"
+            f"{ratio} | {base:.0f} | {o.texts_per_s / base:.2f}x |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load")
+    parser.add_argument("--texts", type=int, default=512, help="queries and passages used")
+    parser.add_argument("--batch-concurrency", type=int, default=4, help="for 32-text requests")
+    parser.add_argument("--infinity", default="/tmp/infinity-venv/bin/infinity_emb")
+    parser.add_argument("--skip-infinity", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from core.models.resolve import resolve_model
+
+    model_dir = resolve_model(MODEL).path
+    queries, passages = texts(args.texts)
+    pools = {1: queries, 32: passages}
+    loads = [
+        Load("1 text, c=1", 1, 1),
+        Load("1 text, c=8", 1, 8),
+        Load("1 text, c=32", 1, 32),
+        Load(f"32 texts, c={args.batch_concurrency}", 32, args.batch_concurrency),
+    ]
+    print(f"model {model_dir}; {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}")
+    local = {n: in_process(model_dir, pool, args.seconds) for n, pool in pools.items()}
+    print(f"in process, texts/s: {local}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        with embedtune(port, workdir) as server:
+            print("embedtune:", flush=True)
+            ours = measure(server, port, loads, pools, args.seconds)
+        theirs = None
+        if not args.skip_infinity and Path(args.infinity).exists():
+            port = free_port()
+            with infinity(args.infinity, port, model_dir, workdir) as server:
+                print("infinity-emb:", flush=True)
+                theirs = measure(server, port, loads, pools, args.seconds)
+        elif not args.skip_infinity:
+            print(f"infinity-emb not found at {args.infinity}; see this file's docstring")
+    print(table(loads, ours, theirs, local))
+    print(TARGETS)
+
+
+if __name__ == "__main__":
+    main()

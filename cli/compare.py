@@ -1,0 +1,135 @@
+"""The compare command: run a compare job in this process, on the local store, and print it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.app import DatasetArg, FormatOpt, app, err
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+WATCH_EVERY_S = 2.0
+
+
+@app.command()
+def compare(
+    dataset: DatasetArg,
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model.")] = DEFAULT_MODEL,
+    forgetting: Annotated[
+        Path | None, typer.Option(help="A dataset not trained on, to measure forgetting.")
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated; default: every method but nudge-m.")
+    ] = None,
+    params: Annotated[
+        str | None, typer.Option(help="FinetuneSpec fields as JSON, e.g. '{\"epochs\": 1}'.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for report.json and report.md.")
+    ] = None,
+    fmt: FormatOpt = None,
+    train_split: str = "train",
+    test_split: str = "test",
+    forgetting_split: str = "test",
+    val_fraction: Annotated[float, typer.Option(help="Train queries held out.")] = 0.2,
+) -> None:
+    """Compare base, fine-tunes and NUDGE on one dataset and split, as the API's compare job
+    does (one child job per method, in the local store), and print the report."""
+    from core.compare import CompareReport, to_markdown
+    from core.jobs.runner import run_job
+    from core.jobs.service import submit_job
+    from core.jobs.specs import CompareJob
+    from core.settings import get_settings
+    from core.store.db import make_engine, make_session_factory, upgrade
+    from core.store.tables import JobRow
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    factory = make_session_factory(make_engine(settings.db_url))
+    spec: dict[str, Any] = {
+        "dataset_id": _register(factory, settings, dataset, fmt, train_split),
+        "base_model": model,
+        "train_split": train_split,
+        "test_split": test_split,
+        "forgetting_split": forgetting_split,
+        "val_fraction": val_fraction,
+        "params": json.loads(params) if params else {},
+    }
+    if forgetting is not None:
+        spec["forgetting_dataset_id"] = _register(factory, settings, forgetting, None, "test")
+    if methods:
+        spec["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    job = submit_job(
+        factory,
+        CompareJob(type="compare", spec=spec),
+        enqueue=lambda *_: None,  # run here, not by a worker
+        models_dir=settings.models_dir,
+        allow_paths=True,
+    )
+    err.print(f"compare job {job.id} (data in {settings.data_dir})")
+    with _watch(factory, job.id):
+        run_job(job.id, factory=factory, settings=settings, worker=f"cli@{socket.gethostname()}")
+    with factory() as session:
+        done = session.get(JobRow, job.id)
+    assert done is not None
+    if done.status != "succeeded":
+        err.print(f"[bold red]compare job {done.status}[/] {done.error_message or ''}")
+        raise typer.Exit(1)
+    report = CompareReport.from_dict(done.result["report"])
+    markdown = to_markdown(report)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "report.json").write_text(json.dumps(report.to_dict(), indent=1), "utf-8")
+        (output / "report.md").write_text(markdown, "utf-8")
+    typer.echo(markdown, nl=False)  # raw: a console would wrap the wide table
+
+
+def _register(factory: Any, settings: Any, path: Path, fmt: str | None, split: str) -> str:
+    """Copy a dataset into the local store (validated as an upload is) and return its id."""
+    from core.catalog.datasets import register_dataset, staging_dir
+    from core.store.db import transaction
+
+    staging = staging_dir(settings)
+    if path.is_dir():
+        shutil.copytree(path, staging / path.name)
+    else:
+        shutil.copy2(path, staging / path.name)
+    with transaction(factory) as session:
+        return register_dataset(
+            session, settings=settings, staging=staging, fmt=fmt, split=split
+        ).id
+
+
+@contextmanager
+def _watch(factory: Any, job_id: str) -> Iterator[None]:
+    """Print each change of state or stage of the job and its children while it runs."""
+    from core.store import repos
+    from core.store.tables import JobRow
+
+    stop = threading.Event()
+    seen: dict[str, tuple[str, str | None]] = {}
+
+    def loop() -> None:
+        while not stop.wait(WATCH_EVERY_S):
+            with factory() as session:
+                rows = [session.get(JobRow, job_id), *repos.child_jobs(session, parent_id=job_id)]
+            for row in rows:
+                if row is not None and seen.get(row.id) != (row.status, row.stage):
+                    seen[row.id] = (row.status, row.stage)
+                    err.print(f"{row.type:<9}{row.id}  {row.status:<10}{row.stage or ''}")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

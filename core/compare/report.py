@@ -1,0 +1,178 @@
+"""The comparison report: each method against the base model, overall and query by query."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.evaluation.report import EvalReport, QueryResult
+
+TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+PER_QUERY_METRIC = "ndcg@10"
+TOP_QUERIES = 10  # biggest gains and losses listed per method
+TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """What one method produced: its state, time, test results and forgetting metrics."""
+
+    method: str
+    status: str  # succeeded | failed | cancelled
+    reencode: bool
+    job_id: str | None = None
+    wall_seconds: float | None = None
+    test: EvalReport | None = None
+    forgetting: dict[str, float] | None = None  # on the dataset it was not trained on
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryChange:
+    query_id: str
+    text: str
+    before: float  # PER_QUERY_METRIC of the base model
+    after: float
+    change: float  # after - before
+    rank_before: int | None  # rank of the first relevant document (None: not in the top 100)
+    rank_after: int | None
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    method: str
+    status: str
+    reencode: bool
+    job_id: str | None = None
+    wall_seconds: float | None = None
+    test: dict[str, float] = field(default_factory=dict)
+    change: dict[str, float] = field(default_factory=dict)  # points (x100) against the base
+    forgetting: dict[str, float] | None = None
+    forgetting_change: dict[str, float] | None = None
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    top_gains: list[QueryChange] = field(default_factory=list)
+    top_losses: list[QueryChange] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    dataset: str
+    base_model: str
+    test_split: str
+    num_queries: int
+    forgetting_dataset: str | None
+    rows: list[MethodRow]
+    best: str | None = None  # highest test PER_QUERY_METRIC
+    best_margin: float | None = None  # its lead over the next method, in points
+    metrics: tuple[str, ...] = TABLE_METRICS
+
+    def row(self, method: str) -> MethodRow:
+        return next(r for r in self.rows if r.method == method)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompareReport:
+        rows = []
+        for raw in data["rows"]:
+            row = dict(raw)
+            for key in ("top_gains", "top_losses"):
+                row[key] = [QueryChange(**q) for q in row[key]]
+            rows.append(MethodRow(**row))
+        names = {f.name for f in fields(cls)} - {"rows", "metrics"}
+        return cls(**{k: data[k] for k in names}, rows=rows, metrics=tuple(data["metrics"]))
+
+
+def build_report(
+    runs: Sequence[MethodRun],
+    *,
+    base: str = "base",
+    queries: Mapping[str, str],
+    dataset: str,
+    base_model: str,
+    forgetting_dataset: str | None = None,
+) -> CompareReport:
+    """Compare every run with the ``base`` run; ``queries`` gives the text of each query id."""
+    ref = next(r for r in runs if r.method == base)
+    if ref.test is None:
+        raise ValueError("the base run has no test results")
+    rows = [_row(run, ref, queries) for run in runs]
+    scored = sorted(
+        (r for r in rows if r.test), key=lambda r: r.test[PER_QUERY_METRIC], reverse=True
+    )
+    margin = None
+    if len(scored) > 1:
+        margin = 100 * (scored[0].test[PER_QUERY_METRIC] - scored[1].test[PER_QUERY_METRIC])
+    return CompareReport(
+        dataset=dataset,
+        base_model=base_model,
+        test_split=ref.test.split,
+        num_queries=ref.test.num_queries,
+        forgetting_dataset=forgetting_dataset,
+        rows=rows,
+        best=scored[0].method if scored else None,
+        best_margin=margin,
+    )
+
+
+def _row(run: MethodRun, ref: MethodRun, queries: Mapping[str, str]) -> MethodRow:
+    common = {
+        "method": run.method,
+        "status": run.status,
+        "reencode": run.reencode,
+        "job_id": run.job_id,
+        "wall_seconds": run.wall_seconds,
+        "error": run.error,
+    }
+    if run.test is None or ref.test is None:
+        return MethodRow(**common)
+    test = {m: run.test.metrics[m] for m in TABLE_METRICS}
+    changes = _query_changes(ref.test.per_query, run.test.per_query, queries)
+    gains = sorted((c for c in changes if c.change > TIE), key=lambda c: -c.change)
+    losses = sorted((c for c in changes if c.change < -TIE), key=lambda c: c.change)
+    return MethodRow(
+        **common,
+        test=test,
+        change=_points(test, ref.test.metrics),
+        forgetting=run.forgetting,
+        forgetting_change=(
+            _points(run.forgetting, ref.forgetting) if run.forgetting and ref.forgetting else None
+        ),
+        wins=len(gains),
+        losses=len(losses),
+        ties=len(changes) - len(gains) - len(losses),
+        top_gains=gains[:TOP_QUERIES],
+        top_losses=losses[:TOP_QUERIES],
+    )
+
+
+def _points(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
+    return {m: 100 * (after[m] - before[m]) for m in TABLE_METRICS if m in after and m in before}
+
+
+def _query_changes(
+    before: Mapping[str, QueryResult], after: Mapping[str, QueryResult], queries: Mapping[str, str]
+) -> list[QueryChange]:
+    return [
+        QueryChange(
+            query_id=qid,
+            text=queries.get(qid, ""),
+            before=old.metrics[PER_QUERY_METRIC],
+            after=after[qid].metrics[PER_QUERY_METRIC],
+            change=after[qid].metrics[PER_QUERY_METRIC] - old.metrics[PER_QUERY_METRIC],
+            rank_before=_first_rank(old),
+            rank_after=_first_rank(after[qid]),
+        )
+        for qid, old in before.items()
+        if qid in after
+    ]
+
+
+def _first_rank(result: QueryResult) -> int | None:
+    ranks = [r for r in result.relevant_ranks.values() if r is not None]
+    return min(ranks) if ranks else None
