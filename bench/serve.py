@@ -212,17 +212,27 @@ def measure(server: Server, port: int, loads: list[Load], pools: dict, seconds: 
     return results
 
 
-def in_process(model_dir: Path, pool: list[str], seconds: float) -> float:
-    """Texts/s of ``SentenceTransformer.encode`` (batch 32) over ``pool``, repeated."""
+def in_process(model_dir: Path, pools: dict[int, list[str]], seconds: float) -> dict[int, float]:
+    """Texts/s of ``SentenceTransformer.encode`` (batch 32) over each pool, repeated; and, under
+    key 0, the median milliseconds of encoding one short text alone."""
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(model_dir), device="cpu")
-    st.encode(pool[:64], batch_size=32)
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        st.encode(pool, batch_size=32)
-        done += len(pool)
-    return done / (time.perf_counter() - started)
+    st.encode(pools[1][:64], batch_size=32)
+    out = {}
+    for n, pool in pools.items():
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            st.encode(pool, batch_size=32)
+            done += len(pool)
+        out[n] = done / (time.perf_counter() - started)
+    alone = []
+    for text in pools[1][:200]:
+        started = time.perf_counter()
+        st.encode(text)
+        alone.append(time.perf_counter() - started)
+    out[0] = float(np.median(alone) * 1000)
+    return out
 
 
 # report ------------------------------------------------------------------------------------
@@ -269,8 +279,8 @@ def main() -> None:
         Load(f"32 texts, c={args.batch_concurrency}", 32, args.batch_concurrency),
     ]
     print(f"model {model_dir}; {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}")
-    local = {n: in_process(model_dir, pool, args.seconds) for n, pool in pools.items()}
-    print(f"in process, texts/s: {local}", flush=True)
+    local = in_process(model_dir, pools, args.seconds)
+    print(f"in process: {local}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -286,6 +296,7 @@ def main() -> None:
         elif not args.skip_infinity:
             print(f"infinity-emb not found at {args.infinity}; see this file's docstring")
     print(table(loads, ours, theirs, local))
+    print(f"in-process SentenceTransformer.encode of one short text alone: p50 {local[0]:.1f} ms")
     print(TARGETS)
 
 

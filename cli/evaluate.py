@@ -50,7 +50,6 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model on a dataset split: prints the metrics table and writes a JSON report."""
     from core.datasets.io import load_dataset
-
     from core.evaluation.evaluator import EvalSpec, evaluate
     from core.indexing.faiss_index import IndexSpec
     from core.models.cache import EmbeddingCache

@@ -65,6 +65,7 @@ class Batcher:
         self._pending: dict[Side, deque[_Piece]] = {"query": deque(), "document": deque()}
         self._pending_texts = 0
         self._pending_tokens = 0
+        self._last_step_requests = 0
         self._thread = threading.Thread(target=self._run, name=f"batcher:{model.key.ref}")
         self._thread.daemon = True
 
@@ -130,6 +131,7 @@ class Batcher:
             self._closed
             or self._pending_texts >= self.spec.max_batch_size
             or self._pending_tokens >= self.spec.max_batch_tokens
+            or self._last_step_requests <= 1  # one stream of requests: waiting only adds latency
             or time.monotonic() >= self._deadline()
         )
 
@@ -179,6 +181,7 @@ class Batcher:
         if not step:
             return outcomes
         requests = list(dict.fromkeys(r for r, _, _ in step))
+        self._last_step_requests = len(requests)
         try:
             vectors = self.model.embedder.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
         except Exception as exc:

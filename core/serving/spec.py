@@ -11,7 +11,9 @@ class ServeSpec:
 
     A worker step takes queued texts first come first served until ``max_batch_tokens`` real
     tokens (at least one text), then encodes them length-sorted in forward passes of at most
-    ``max_batch_size`` texts. An idle worker waits up to ``batch_wait_ms`` for a step to fill.
+    ``max_batch_size`` texts. When its last step served several requests, an idle worker
+    waits up to ``batch_wait_ms`` for the next step to fill; under a single stream of requests
+    it starts at once, since waiting would only add latency.
     """
 
     max_batch_size: int = 32
