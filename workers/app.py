@@ -24,12 +24,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
         transport["global_keyprefix"] = settings.broker_prefix
     if settings.celery_broker_url.startswith("filesystem"):
         folder = settings.broker_dir.resolve()
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport.update(
             data_folder_in=str(folder / "queue"),
             data_folder_out=str(folder / "queue"),
             processed_folder=str(folder / "processed"),
+            control_folder=str(folder / "control"),
             store_processed=False,
         )
     app.conf.update(
