@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from api.main import create_app
 from core.settings import Settings
@@ -103,6 +104,16 @@ def api(e2e_settings: Settings) -> Iterator[TestClient]:
     headers = {"Authorization": f"Bearer {create_key(e2e_settings)}"}
     with TestClient(create_app(e2e_settings), headers=headers) as client:
         yield client
+    # Jobs a module leaves active must not be adopted by the next module's reconciler.
+    engine = create_engine(e2e_settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE jobs SET status = 'cancelled', lease_token = NULL "
+                "WHERE status IN ('queued', 'running')"
+            )
+        )
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

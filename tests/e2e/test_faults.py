@@ -146,5 +146,5 @@ def test_sigterm_hands_the_running_job_back_promptly(
     workers.start()  # any worker picks it up again
     wait_training(api, job_id, attempt=1)
     assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
-    job, _ = wait_for(api, job_id, timeout=30)
+    job, _ = wait_for(api, job_id, timeout=120)
     assert job["status"] == "cancelled"
