@@ -140,7 +140,7 @@ def test_sigterm_hands_the_running_job_back_promptly(
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)  # a deploy: Celery's warm shutdown
     job, _ = wait_for(api, job_id, until=("queued",), timeout=30)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 60  # against a visibility timeout of hours
     assert job["attempts"] == 0  # handing back is not a failed attempt
     assert process.wait(timeout=60) == 0
     workers.start()  # any worker picks it up again
