@@ -28,7 +28,8 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def get_or_404(session: Session, table: type[T], id: str, what: str) -> T:
-    row = session.get(table, id)
+    # Ids with NUL bytes or absurd lengths are never stored; Postgres would refuse the query.
+    row = None if "\x00" in id or len(id) > 200 else session.get(table, id)
     if row is None:
         raise NotFound(f"{what} '{id}' does not exist", code=f"{what}_not_found", param="id")
     return row
