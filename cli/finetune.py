@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +28,9 @@ def finetune(  # one option per spec field
     train_split: str = "train",
     val_split: str = "val",
     val_fraction: Annotated[float, typer.Option(help="Held out when no val split.")] = 0.2,
-    mine: Annotated[bool, typer.Option(help="Mine hard negatives if the data has none.")] = True,
+    mine_negatives: Annotated[
+        bool | None, typer.Option(help="Mine hard negatives if the data has none (default).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = True,
     epochs: float | None = None,
     learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
@@ -72,7 +74,7 @@ def finetune(  # one option per spec field
             data[name] = [int(p) for p in parts] if name == "matryoshka_dims" else parts
     spec = FinetuneSpec.from_dict(data)
     splits = (train_split, val_split)
-    result = _run(spec, dataset, fmt, output, splits, val_fraction, mine=mine, resume=resume)
+    result = _run(spec, dataset, fmt, output, splits, val_fraction, resume=resume)
     print_comparison(result)
     console.print(f"model: {result.model_dir}")
 
@@ -85,7 +87,6 @@ def _run(
     splits: tuple[str, str],
     val_fraction: float,
     *,
-    mine: bool,
     resume: bool,
 ) -> Any:
     from core.datasets.io import load_dataset
@@ -101,8 +102,6 @@ def _run(
     if val not in ds.qrels and train in ds.qrels:
         ds = split_by_query(ds, source=train, val_fraction=val_fraction, seed=spec.seed)
         err.print(f"split '{train}' into '{train}' and '{val}' ({val_fraction:.0%} held out)")
-    if mine and _needs_negatives(spec, ds, train):
-        ds = _mine(spec, ds, train, settings, cache)
     with stage_progress() as progress:
         return run_finetune(
             spec,
@@ -115,31 +114,6 @@ def _run(
             models_dir=settings.models_dir,
             cache=cache,
         )
-
-
-def _needs_negatives(spec: Any, ds: Any, split: str) -> bool:
-    judged = ds.qrels.get(split, {})
-    wanted = spec.loss != "cosent" and spec.num_hard_negatives > 0
-    return wanted and bool(judged) and not any(ds.negatives.get(q) for q in judged)
-
-
-def _mine(spec: Any, ds: Any, split: str, settings: Any, cache: Any) -> Any:
-    """Hard negatives for the train queries, mined with the base model (default settings)."""
-    from core.mining import MiningSpec, mine_negatives
-    from core.models.embedder import load_embedder
-
-    embedder = load_embedder(
-        spec.base_model,
-        models_dir=settings.models_dir,
-        device=settings.device,
-        max_seq_length=spec.max_seq_length,
-        query_instruction=spec.query_instruction,
-        document_instruction=spec.document_instruction,
-    )
-    mining = replace(MiningSpec(), split=split, num_negatives=max(spec.num_hard_negatives, 1))
-    mined, report = mine_negatives(ds, embedder, mining, cache=cache)
-    err.print(f"mined {report.negatives} negatives for {report.queries} '{split}' queries")
-    return mined
 
 
 class CliReporter:

@@ -47,6 +47,7 @@ class _Request:
     settled: bool = False  # seen by the worker thread only
 
 
+WAIT_SHARE = 0.2  # a filling step waits at most this share of the last step's duration
 _Piece = tuple[_Request, int, int]  # request, index of the text, its tokens
 _Outcome = tuple[_Request, Encoded | BaseException]
 
@@ -65,7 +66,7 @@ class Batcher:
         self._pending: dict[Side, deque[_Piece]] = {"query": deque(), "document": deque()}
         self._pending_texts = 0
         self._pending_tokens = 0
-        self._last_step_requests = 0
+        self._last_step = (0, 0.0)  # texts and seconds of the last step
         self._thread = threading.Thread(target=self._run, name=f"batcher:{model.key.ref}")
         self._thread.daemon = True
 
@@ -124,14 +125,15 @@ class Batcher:
 
     def _deadline(self) -> float:
         oldest = min(q[0][0].arrived for q in self._pending.values() if q)
-        return oldest + self.spec.batch_wait_ms / 1000
+        return oldest + max(self.spec.batch_wait_ms / 1000, WAIT_SHARE * self._last_step[1])
 
     def _ready(self) -> bool:
+        """Whether to encode now: the queue refilled to the last step's size (one client
+        waits for nobody), holds a full forward pass or budget, or its oldest text waited."""
         return bool(self._pending_texts) and (
             self._closed
-            or self._pending_texts >= self.spec.max_batch_size
+            or self._pending_texts >= min(self._last_step[0], self.spec.max_batch_size)
             or self._pending_tokens >= self.spec.max_batch_tokens
-            or self._last_step_requests <= 1  # one stream of requests: waiting only adds latency
             or time.monotonic() >= self._deadline()
         )
 
@@ -181,12 +183,13 @@ class Batcher:
         if not step:
             return outcomes
         requests = list(dict.fromkeys(r for r, _, _ in step))
-        self._last_step_requests = len(requests)
+        started = time.monotonic()
         try:
             vectors = self.model.embedder.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
         except Exception as exc:
             log.exception("encoding failed for model %s", self.model.key.ref)
             return outcomes + [(r, exc) for r in requests]
+        self._last_step = (len(step), time.monotonic() - started)
         for (request, i, _), vector in zip(step, vectors, strict=True):
             request.out[i] = vector
             request.left -= 1

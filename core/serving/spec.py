@@ -11,9 +11,9 @@ class ServeSpec:
 
     A worker step takes queued texts first come first served until ``max_batch_tokens`` real
     tokens (at least one text), then encodes them length-sorted in forward passes of at most
-    ``max_batch_size`` texts. When its last step served several requests, an idle worker
-    waits up to ``batch_wait_ms`` for the next step to fill; under a single stream of requests
-    it starts at once, since waiting would only add latency.
+    ``max_batch_size`` texts. Before a step an idle worker waits for the queue to refill to the
+    size of its last step (a single client waits for nobody), for at most ``batch_wait_ms`` or a
+    fifth of the last step's duration, whichever is longer.
     """
 
     max_batch_size: int = 32

@@ -48,6 +48,8 @@ def run_finetune(
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
+    if spec.mine_negatives and _lacks_negatives(spec, dataset, train_split):
+        dataset = _mine(spec, dataset, train_split, base, cache, reporter, should_cancel)
     if note := _negatives_note(spec, dataset, train_split):
         reporter.on_event(note)
     before = _evaluate(dataset, base, val, cache)
@@ -87,6 +89,35 @@ def _base_embedder(spec: FinetuneSpec, models_dir: Path | None) -> Embedder:
     resolved = replace(resolved, config=config)
     st = load_sentence_transformer(resolved)
     return Embedder(resolved, st, fingerprint(resolved.path))
+
+
+def _lacks_negatives(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> bool:
+    """Whether the loss wants hard negatives and no query of ``split`` has any."""
+    judged = ds.qrels.get(split, {})
+    wanted = spec.loss != "cosent" and spec.num_hard_negatives > 0
+    return wanted and bool(judged) and not any(ds.negatives.get(q) for q in judged)
+
+
+def _mine(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    split: str,
+    base: Embedder,
+    cache: EmbeddingCache | None,
+    reporter: Reporter,
+    should_cancel: CancelCheck | None,
+) -> RetrievalDataset:
+    """Hard negatives for the ``split`` queries, mined with the base model (``MiningSpec``
+    defaults), so every entry point trains the product's default recipe."""
+    from core.mining import MiningSpec, mine_negatives
+
+    mining = replace(MiningSpec(), split=split, num_negatives=max(spec.num_hard_negatives, 1))
+    mined, report = mine_negatives(ds, base, mining, cache=cache, should_cancel=should_cancel)
+    reporter.on_event(
+        f"mined {report.negatives} hard negatives for {report.queries} '{split}' queries "
+        f"({report.queries_without_negatives} kept none)"
+    )
+    return mined
 
 
 def _negatives_note(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> str | None:
@@ -137,12 +168,16 @@ def _train_adapter(
     hooks: dict,
     cache: EmbeddingCache | None,
 ):
+    from sentence_transformers.base.modules import Normalize
+
     from core.training.adapter_training import train_adapter
     from core.training.query_adapter import save_adapter_model
 
-    raw = ResolvedModel(
-        base.model.ref, base.model.source, base.model.path, replace(base.config, normalize=False)
-    )
+    # The adapter sees the base output as it is; a model ending in Normalize gives unit vectors
+    # either way, so the evaluation's cached (normalized) corpus vectors serve as they are.
+    unit = isinstance(list(base.st.children())[-1], Normalize)
+    config = base.config if unit else replace(base.config, normalize=False)
+    raw = ResolvedModel(base.model.ref, base.model.source, base.model.path, config)
     vectors_from = Embedder(raw, base.st, base.fingerprint)
     run = train_adapter(spec, ds, vectors_from, out, splits=splits, cache=cache, **hooks)
     save_adapter_model(base.st, run.adapter, out)

@@ -37,6 +37,7 @@ class FinetuneSpec:
     scale: float = 20.0  # MNRL / CoSENT scale (1 / temperature)
     mini_batch_size: int = 16  # cached_mnrl only
     num_hard_negatives: int = 1  # mined negatives per query used as extra columns (0: in-batch)
+    mine_negatives: bool = True  # mine them with the base model when the train split has none
     matryoshka_dims: tuple[int, ...] | None = None
     query_instruction: str | None = None
     document_instruction: str | None = None

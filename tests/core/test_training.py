@@ -241,6 +241,21 @@ def test_cached_mnrl_with_matryoshka_and_cosent_on_scored_pairs(
     SentenceTransformer(str(result.model_dir), local_files_only=True).encode(TEXTS)
 
 
+def test_training_mines_hard_negatives_when_the_data_has_none(
+    spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
+) -> None:
+    """The miner itself is tested in test_mining; here: every entry point gets it by default."""
+    bare = replace(small, negatives={})
+    quick = replace(spec, method="adapter", adapter_epochs=1)
+    mined = Recorder()
+    run_finetune(quick, bare, tmp_path / "mined", reporter=mined)
+    assert any(e.startswith("mined ") and "for 36 'train' queries" in e for e in mined.events)
+    unmined = Recorder()
+    run_finetune(replace(quick, mine_negatives=False), bare, tmp_path / "raw", reporter=unmined)
+    assert not any(e.startswith("mined ") for e in unmined.events)
+    assert any("36 of 36 training queries lack mined negatives" in e for e in unmined.events)
+
+
 def test_matryoshka_dims_beyond_the_model_are_refused(
     spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
 ) -> None:
