@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routes import datasets, embeddings, health, indexes, jobs, models, reports
-from api.security import RateLimiter, require
+from api.security import KeyCache, RateLimiter, require
 from core.serving.catalog import build_engine
 from core.settings import Settings, get_settings
 from core.store.db import make_engine, make_session_factory
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.broker_ping = broker_ping
     reconciler = Reconciler(app.state.factory, settings, celery, app.state.enqueue)
+    app.state.keys = KeyCache(app.state.factory, settings.auth_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(

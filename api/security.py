@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep
 from core.auth import Principal, Role, authenticate
 from core.errors import Overloaded
+
+
+class KeyCache:
+    """Principals of recently accepted keys, trusted for ``ttl`` seconds, so that a busy
+    embedding client costs no database round trip (nor thread hop) per request. A key
+    revoked elsewhere (``embedtune keys revoke``) stops working within ``ttl``; 0 disables.
+    Refused keys are never cached: each is checked against the database again."""
+
+    def __init__(self, factory: sessionmaker[Session], ttl: float) -> None:
+        self.factory, self.ttl = factory, ttl
+        self._accepted: dict[str, tuple[Principal, float]] = {}
+
+    async def principal(self, presented: str | None) -> Principal:
+        digest = hashlib.sha256((presented or "").encode()).digest()
+        now = time.monotonic()
+        cached = self._accepted.get(digest)
+        if cached is not None and now - cached[1] < self.ttl:
+            return cached[0]
+        principal = await run_in_threadpool(self._lookup, presented)
+        if self.ttl > 0:
+            self._accepted[digest] = (principal, now)
+        return principal
+
+    def _lookup(self, presented: str | None) -> Principal:
+        with self.factory() as session:
+            return authenticate(session, presented)
 
 
 class RateLimiter:
@@ -50,10 +78,10 @@ def require(role: Role) -> Callable[..., Principal]:
     """A dependency admitting keys of ``role`` or above (401 without a valid key, 403 below
     the role, 429 past the key's rate)."""
 
-    def dependency(request: Request, session: SessionDep) -> Principal:
+    async def dependency(request: Request) -> Principal:  # async: no thread hop when cached
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:  # once per request, however many routes/routers ask
-            principal = authenticate(session, presented_key(request))
+            principal = await request.app.state.keys.principal(presented_key(request))
             request.app.state.rate_limiter.check(principal.key_id)
             request.state.principal = principal
         principal.require(role)

@@ -76,7 +76,8 @@ def main() -> None:
     logging.disable(logging.WARNING)
 
     ds = subset(load_dataset(args.dataset), args.rows)
-    spec = FinetuneSpec(base_model=args.model, epochs=1, num_hard_negatives=1)
+    # the same rows for both: random negatives (train_columns' seeded fill), no mining first
+    spec = FinetuneSpec(base_model=args.model, epochs=1, num_hard_negatives=1, mine_negatives=False)
     columns = train_columns(spec, ds, "train")
     ours, plain = [], []
     with tempfile.TemporaryDirectory() as tmp:

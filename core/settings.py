@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
     max_upload_bytes: int = 2 << 30  # dataset uploads
     max_request_bytes: int = 16 << 20  # every other request body
-    rate_limit_per_minute: float = 600.0  # per API key, on average
-    rate_limit_burst: int = 60
+    rate_limit_per_minute: float = 6000.0  # per API key, on average (embedding clients are busy)
+    rate_limit_burst: int = 600
+    auth_cache_seconds: float = 10.0  # an accepted key is trusted this long without a DB read
     job_max_attempts: int = 3  # deliveries of one job before it fails as worker_lost
     # Serving (/v1/embeddings, index search): see core.serving.ServeSpec.
     serve_max_batch_size: int = 32  # texts in one forward pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -84,6 +86,30 @@ def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
         assert 1 <= int(response.headers["retry-after"]) <= 10
         other = {"Authorization": f"Bearer {create_key(limited, 'user')}"}
         assert client.get("/v1/jobs", headers=other).status_code == 200  # per key
+
+
+def revoke(settings: Settings, key: str) -> None:
+    engine = create_engine(settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key.split("_")[1]}
+        )
+    engine.dispose()
+
+
+def test_a_revoked_key_stops_working_within_the_auth_cache_ttl(settings: Settings) -> None:
+    for ttl in (0.0, 1.0):
+        cached = settings.model_copy(update={"auth_cache_seconds": ttl})
+        key = create_key(cached, "inference")
+        headers = {"Authorization": f"Bearer {key}"}
+        with TestClient(create_app(cached), headers=headers) as client:
+            assert client.get("/v1/models").status_code == 200
+            revoke(cached, key)
+            deadline = time.monotonic() + ttl + 0.5  # slack for a slow request
+            while client.get("/v1/models").status_code == 200:
+                assert time.monotonic() < deadline, f"still accepted {ttl}s after revocation"
+                time.sleep(0.1)
+            assert client.get("/v1/models").json()["error"]["code"] == "invalid_api_key"
 
 
 def test_idempotent_job_submission(client: TestClient, dataset_id: str) -> None:
