@@ -185,7 +185,7 @@ class Batcher:
         requests = list(dict.fromkeys(r for r, _, _ in step))
         started = time.monotonic()
         try:
-            vectors = self.model.embedder.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
+            vectors = self.model.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
         except Exception as exc:
             log.exception("encoding failed for model %s", self.model.key.ref)
             return outcomes + [(r, exc) for r in requests]

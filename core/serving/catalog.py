@@ -27,6 +27,7 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         max_queue=settings.serve_max_queue,
         model_memory_bytes=settings.serve_model_memory_mb << 20,
         index_memory_bytes=settings.serve_index_memory_mb << 20,
+        onnx_dir=settings.data_dir / "cache" / "onnx" if settings.serve_onnx else None,
     )
 
     def load_model(key: ModelKey) -> Embedder:

@@ -100,6 +100,6 @@ class Engine:
         return batcher
 
     def _start(self, key: ModelKey) -> Batcher:
-        batcher = Batcher(ServedModel.wrap(key, self._load_model(key)), self.spec)
+        batcher = Batcher(ServedModel.wrap(key, self._load_model(key), self.spec), self.spec)
         batcher.start()
         return batcher

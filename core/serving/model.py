@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core.errors import InvalidInput
 from core.models.embedder import Embedder, Side
-from core.serving.spec import ModelKey
+from core.serving.onnx import OnnxEncoder
+from core.serving.spec import ModelKey, ServeSpec
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -21,9 +24,10 @@ class ServedModel:
     embedder: Embedder
     tokenizer: Tokenizer  # a private copy without truncation or padding, safe beside encode
     nbytes: int  # parameters and buffers
+    onnx: OnnxEncoder | None = None  # the transformer in ONNX Runtime, when on the CPU
 
     @classmethod
-    def wrap(cls, key: ModelKey, embedder: Embedder) -> ServedModel:
+    def wrap(cls, key: ModelKey, embedder: Embedder, spec: ServeSpec | None = None) -> ServedModel:
         from tokenizers import Tokenizer
 
         backend = getattr(embedder.st.tokenizer, "backend_tokenizer", None)
@@ -38,7 +42,16 @@ class ServedModel:
         tokenizer.no_padding()
         tensors = [*embedder.st.parameters(), *embedder.st.buffers()]
         nbytes = sum(t.numel() * t.element_size() for t in tensors)
-        return cls(key, embedder, tokenizer, nbytes)
+        onnx = None
+        if spec is not None and spec.onnx_dir is not None and embedder.st.device.type == "cpu":
+            onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
+        return cls(key, embedder, tokenizer, nbytes * (2 if onnx else 1), onnx)
+
+    def encode(self, texts: list[str], side: Side) -> np.ndarray:
+        """Embeddings as ``Embedder.encode`` gives them, through ONNX Runtime when loaded."""
+        if self.onnx is not None:
+            return self.onnx.encode(texts, side)
+        return self.embedder.encode(texts, side)
 
     @property
     def path(self) -> Path:

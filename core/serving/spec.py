@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ServeSpec:
     max_queue: int = 16384  # texts waiting for one model before requests get 429
     model_memory_bytes: int = 4 << 30  # weights of loaded models, least recently used evicted
     index_memory_bytes: int = 4 << 30  # loaded indexes and their document texts
+    onnx_dir: Path | None = None  # where CPU models' ONNX exports live; None: PyTorch only
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ def test_float_embeddings_match_in_process_encoding(
     np.testing.assert_allclose(vectors(body), expected, atol=1e-5)
     single = embed(client, model=model, input=TEXTS[1])
     np.testing.assert_allclose(vectors(single)[0], expected[1], atol=1e-5)
+    assert list((settings.data_dir / "cache" / "onnx").glob("*.onnx"))  # served by ONNX Runtime
 
 
 def test_usage_counts_tokens_with_the_model_tokenizer(

@@ -1,0 +1,165 @@
+"""ONNX Runtime for the transformer of a served model on the CPU.
+
+PyTorch's eager mode spends most of a small forward pass dispatching operators: one short
+query through all-MiniLM-L6-v2 takes ~16 ms here, against ~5 ms in ONNX Runtime, with the same
+vectors (cosine > 0.99999). Only the transformer runs in ONNX Runtime; pooling, dense layers and
+normalization stay the model's own sentence-transformers modules, so every model whose pipeline
+is ``Transformer`` then those modules is served exactly as ``SentenceTransformer.encode`` would.
+Other pipelines (a query-side adapter's ``Router``, prompt-excluding pooling, ...) keep PyTorch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.models.embedder import Embedder, Side
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+log = logging.getLogger("embedtune.serving")
+OPSET = 17
+
+
+class OnnxEncoder:
+    """Encodes texts like ``Embedder.encode``, with the transformer in ONNX Runtime.
+
+    Example:
+        encoder = OnnxEncoder.build(embedder, Path("var/cache/onnx"))  # None: keep PyTorch
+        vectors = encoder.encode(["what is a cell?"], "query")
+    """
+
+    def __init__(
+        self, embedder: Embedder, session: onnxruntime.InferenceSession, batch_size: int
+    ) -> None:
+        self.embedder, self.session, self.batch_size = embedder, session, batch_size
+        self.inputs = [i.name for i in session.get_inputs()]
+
+    @classmethod
+    def build(cls, embedder: Embedder, cache_dir: Path, batch_size: int) -> OnnxEncoder | None:
+        """The encoder, exporting the transformer once per model version into ``cache_dir``;
+        ``None`` (and a log line) when the pipeline is not one it reproduces exactly."""
+        if reason := _unsupported(embedder):
+            log.info("serving %s with PyTorch: %s", embedder.model.ref, reason)
+            return None
+        import onnxruntime
+
+        path = cache_dir / f"{embedder.fingerprint}.onnx"
+        try:
+            if not path.is_file():
+                _export(embedder, path)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = _threads()
+            session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception:  # an architecture the exporter cannot trace: PyTorch still serves it
+            log.exception("ONNX export of %s failed; serving it with PyTorch", embedder.model.ref)
+            return None
+        return cls(embedder, session, batch_size)
+
+    def encode(self, texts: list[str], side: Side) -> np.ndarray:
+        """float32 embeddings in input order; length-sorted batches keep padding small."""
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.embedder.st.get_embedding_dimension() or 0), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            with torch.inference_mode():
+                out[idx] = self._batch([texts[i] for i in idx], side).numpy()
+        return out
+
+    def _batch(self, texts: list[str], side: Side):  # -> torch.Tensor
+        import torch
+        import torch.nn.functional as F
+
+        st = self.embedder.st
+        prompt = self.embedder.instruction(side)
+        features = st[0].preprocess([prompt + t for t in texts])
+        feed = {name: features[name].numpy().astype(np.int64) for name in self.inputs}
+        features["token_embeddings"] = torch.from_numpy(self.session.run(None, feed)[0])
+        for module in list(st)[1:]:
+            features = module(features)
+        vectors = features["sentence_embedding"].float()
+        return F.normalize(vectors, dim=-1) if self.embedder.config.normalize else vectors
+
+
+def _unsupported(embedder: Embedder) -> str | None:
+    """Why the model's pipeline cannot run as ONNX transformer + its own modules, if it can't."""
+    from sentence_transformers.sentence_transformer.modules import (
+        Dense,
+        Normalize,
+        Pooling,
+        Transformer,
+    )
+
+    modules = list(embedder.st)
+    first = modules[0] if modules else None
+    if not isinstance(first, Transformer):
+        return f"its first module is {type(first).__name__}, not a Transformer"
+    if first.module_output_name != "token_embeddings" or first.query_expansion is not None:
+        return "its transformer is not a plain text encoder"
+    if first.query_length is not None or first.document_length is not None:
+        return "it has per-side maximum lengths"
+    if getattr(first.auto_model.config, "output_hidden_states", False):
+        return "its pooling reads hidden states of every layer"
+    for module in modules[1:]:
+        if not isinstance(module, Pooling | Dense | Normalize):
+            return f"it has a {type(module).__name__} module"
+        if isinstance(module, Pooling) and not module.include_prompt:
+            return "its pooling leaves the instruction out"
+    return None
+
+
+def _export(embedder: Embedder, path: Path) -> None:
+    """Export the transformer with dynamic batch and sequence axes, atomically."""
+    import torch
+
+    transformer = embedder.st[0]
+    sample = transformer.preprocess(["an example", "a second, longer example text"])
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]}
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        # The tracer warns about branches on shapes (padding, causal masks); the tests check
+        # the exported graph against PyTorch with and without padding.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                LastHidden(transformer.auto_model).eval(),
+                tuple(sample[n] for n in names),
+                tmp,
+                input_names=names,
+                output_names=["token_embeddings"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
