@@ -66,7 +66,7 @@ class Batcher:
         self._pending: dict[Side, deque[_Piece]] = {"query": deque(), "document": deque()}
         self._pending_texts = 0
         self._pending_tokens = 0
-        self._last_step = (0, 0.0)  # texts and seconds of the last step
+        self._last_step = (0, 0.0)  # texts and seconds of the last forward call
         self._thread = threading.Thread(target=self._run, name=f"batcher:{model.key.ref}")
         self._thread.daemon = True
 
@@ -105,7 +105,8 @@ class Batcher:
         while (arrived := self._next_requests()) is not None:
             self._settle(self._admit(arrived))
             if self._ready():
-                self._settle(self._encode(self._step()))
+                for call in self._calls(self._step()):
+                    self._settle(self._encode(call))  # early answers overlap the next call
 
     def _next_requests(self) -> list[_Request] | None:
         """New requests; blocks while idle and while a step fills (up to the wait window)."""
@@ -175,6 +176,12 @@ class Batcher:
 
     def _head_arrival(self, side: Side) -> float:
         return self._pending[side][0][0].arrived
+
+    def _calls(self, step: list[_Piece]) -> list[list[_Piece]]:
+        """The step's texts sorted by tokens, in forward passes of the model's call size."""
+        ordered = sorted(step, key=lambda piece: piece[2], reverse=True)
+        size = self.model.call_size
+        return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
     def _encode(self, step: list[_Piece]) -> list[_Outcome]:
         gone = {r for r, _, _ in step if r.future.cancelled()}  # their clients went away

@@ -47,6 +47,11 @@ class ServedModel:
             onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
         return cls(key, embedder, tokenizer, nbytes * (2 if onnx else 1), onnx)
 
+    @property
+    def call_size(self) -> int:
+        """Texts per forward pass: small for ONNX Runtime, whose calls cost little."""
+        return self.onnx.batch_size if self.onnx is not None else self.embedder.batch_size
+
     def encode(self, texts: list[str], side: Side) -> np.ndarray:
         """Embeddings as ``Embedder.encode`` gives them, through ONNX Runtime when loaded."""
         if self.onnx is not None:

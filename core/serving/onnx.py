@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("embedtune.serving")
 OPSET = 17
+# Texts per ONNX Runtime call. Calls cost little here, padding a lot: a step of 32 short queries
+# (SciFact, all-MiniLM-L6-v2, 2 cores) ran at 144 texts/s as one length-sorted call of 32 and
+# at 185 as calls of 16 or 8.
+CALL_SIZE = 16
 
 
 class OnnxEncoder:
@@ -63,7 +67,7 @@ class OnnxEncoder:
         except Exception:  # an architecture the exporter cannot trace: PyTorch still serves it
             log.exception("ONNX export of %s failed; serving it with PyTorch", embedder.model.ref)
             return None
-        return cls(embedder, session, batch_size)
+        return cls(embedder, session, min(batch_size, CALL_SIZE))
 
     def encode(self, texts: list[str], side: Side) -> np.ndarray:
         """float32 embeddings in input order; length-sorted batches keep padding small."""

@@ -11,10 +11,11 @@ class ServeSpec:
     """Limits of one serving engine.
 
     A worker step takes queued texts first come first served until ``max_batch_tokens`` real
-    tokens (at least one text), then encodes them length-sorted in forward passes of at most
-    ``max_batch_size`` texts. Before a step an idle worker waits for the queue to refill to the
-    size of its last step (a single client waits for nobody), for at most ``batch_wait_ms`` or a
-    fifth of the last step's duration, whichever is longer.
+    tokens (at least one text), then encodes them sorted by tokens in forward passes of at most
+    ``max_batch_size`` texts (16 with ONNX Runtime, see ``core.serving.onnx``), answering each
+    request as soon as its last text is encoded. Before a step an idle worker waits for the
+    queue to refill to the size of its last forward pass (a single client waits for nobody),
+    for at most ``batch_wait_ms`` or a fifth of that pass's duration, whichever is longer.
     """
 
     max_batch_size: int = 32
