@@ -129,8 +129,8 @@ class Batcher:
         return oldest + max(self.spec.batch_wait_ms / 1000, WAIT_SHARE * self._last_step[1])
 
     def _ready(self) -> bool:
-        """Whether to encode now: the queue refilled to the last step's size (one client
-        waits for nobody), holds a full forward pass or budget, or its oldest text waited."""
+        """Whether to encode now: the queue refilled to the last forward pass's size (one
+        client waits for nobody), holds a full pass or budget, or its oldest text waited."""
         return bool(self._pending_texts) and (
             self._closed
             or self._pending_texts >= min(self._last_step[0], self.spec.max_batch_size)

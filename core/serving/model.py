@@ -27,7 +27,7 @@ class ServedModel:
     onnx: OnnxEncoder | None = None  # the transformer in ONNX Runtime, when on the CPU
 
     @classmethod
-    def wrap(cls, key: ModelKey, embedder: Embedder, spec: ServeSpec | None = None) -> ServedModel:
+    def wrap(cls, key: ModelKey, embedder: Embedder, spec: ServeSpec) -> ServedModel:
         from tokenizers import Tokenizer
 
         backend = getattr(embedder.st.tokenizer, "backend_tokenizer", None)
@@ -43,7 +43,7 @@ class ServedModel:
         tensors = [*embedder.st.parameters(), *embedder.st.buffers()]
         nbytes = sum(t.numel() * t.element_size() for t in tensors)
         onnx = None
-        if spec is not None and spec.onnx_dir is not None and embedder.st.device.type == "cpu":
+        if spec.onnx_dir is not None and embedder.st.device.type == "cpu":
             onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
         return cls(key, embedder, tokenizer, nbytes * (2 if onnx else 1), onnx)
 

@@ -91,11 +91,14 @@ def _base_embedder(spec: FinetuneSpec, models_dir: Path | None) -> Embedder:
     return Embedder(resolved, st, fingerprint(resolved.path))
 
 
+def _wants_negatives(spec: FinetuneSpec) -> bool:
+    return spec.loss != "cosent" and spec.num_hard_negatives > 0
+
+
 def _lacks_negatives(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> bool:
     """Whether the loss wants hard negatives and no query of ``split`` has any."""
     judged = ds.qrels.get(split, {})
-    wanted = spec.loss != "cosent" and spec.num_hard_negatives > 0
-    return wanted and bool(judged) and not any(ds.negatives.get(q) for q in judged)
+    return _wants_negatives(spec) and bool(judged) and not any(ds.negatives.get(q) for q in judged)
 
 
 def _mine(
@@ -121,7 +124,7 @@ def _mine(
 
 
 def _negatives_note(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> str | None:
-    if spec.loss == "cosent" or spec.num_hard_negatives == 0:
+    if not _wants_negatives(spec):
         return None
     judged = ds.qrels.get(split, {})
     short = sum(1 for q in judged if len(ds.negatives.get(q, [])) < spec.num_hard_negatives)
