@@ -49,7 +49,13 @@ TYPE_OF = {
 
 def error_body(code: str, message: str, param: str | None, status: int, **extra: object) -> dict:
     kind = TYPE_OF.get(status, "invalid_request_error" if status < 500 else "server_error")
+    message, param = _printable(message), _printable(param)
     return {"error": {"code": code, "message": message, "param": param, "type": kind, **extra}}
+
+
+def _printable(text: str | None) -> str | None:
+    """``text`` with what UTF-8 cannot carry (lone surrogates echoed from a request) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode() if text is not None else None
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,12 +1,15 @@
 """``Idempotency-Key``: a retried POST gets the first response; a reused key with another
 body is a 409. A key is reserved before the work starts, so two racing requests cannot both
-do it."""
+do it. A reservation whose request never answered (its process died) can be taken over after
+``pending_seconds``; an answered key is forgotten after ``ttl_seconds`` (the reconciler
+deletes it, and a request finding it first takes it over)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -15,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, InvalidInput
+from core.store import repos
 from core.store.db import transaction
-from core.store.tables import IdempotencyRow
+from core.store.tables import IdempotencyRow, utcnow
 
 PENDING = 0  # status code of a reservation whose request is still being handled
 
@@ -31,6 +35,8 @@ class Idempotency:
     owner: str
     key: str | None
     request_hash: str
+    pending_seconds: float = 600.0
+    ttl_seconds: float = 86400.0
 
     def replay(self) -> JSONResponse | None:
         """The stored response of an earlier request with this key, or None after reserving
@@ -56,6 +62,17 @@ class Idempotency:
             return None
         except IntegrityError:
             pass
+        now = utcnow()
+        with transaction(self.factory) as session:
+            if repos.reclaim_idempotency(
+                session,
+                owner=self.owner,
+                key=self.key,
+                request_hash=self.request_hash,
+                pending_before=now - timedelta(seconds=self.pending_seconds),
+                answered_before=now - timedelta(seconds=self.ttl_seconds),
+            ):
+                return None
         with self.factory() as session:
             row = session.scalar(
                 select(IdempotencyRow).where(

@@ -56,7 +56,8 @@ def compare(
     factory = make_session_factory(make_engine(settings.db_url))
     spec: dict[str, Any] = {
         "dataset_id": _register(factory, settings, dataset, fmt, train_split),
-        "base_model": model,
+        # jobs take local models by absolute path only (see core.jobs.handlers._embedder)
+        "base_model": str(Path(model).resolve()) if Path(model).is_dir() else model,
         "train_split": train_split,
         "test_split": test_split,
         "forgetting_split": forgetting_split,

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
     reconcile_seconds: float = 30.0  # how often the API re-enqueues lost and stale jobs
+    # Idempotency-Key records: a reservation whose request never answered (its API process
+    # died) may be taken over after this long; answered ones are forgotten after the TTL.
+    idempotency_pending_seconds: float = 600.0
+    idempotency_ttl_seconds: float = 86400.0
+    upload_stale_seconds: float = 3600.0  # a staged upload untouched this long is removed
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:

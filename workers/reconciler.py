@@ -42,7 +42,9 @@ class Reconciler:
         )
         for name, ids in vars(done).items():
             if ids:
-                log.warning("reconciler %s: %s", name, ", ".join(ids))
+                log.warning(
+                    "reconciler %s: %s", name, ids if isinstance(ids, int) else ", ".join(ids)
+                )
 
     def _loop(self) -> None:
         while True:

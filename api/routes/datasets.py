@@ -18,6 +18,8 @@ from api.security import User
 from core.catalog import datasets as catalog
 from core.catalog.uploads import extract_archive, is_archive, safe_relative_path
 from core.errors import TooLarge
+from core.names import Name
+from core.safe_values import SafeText
 from core.settings import Settings
 from core.store import repos
 
@@ -38,9 +40,11 @@ async def upload_dataset(
             "qrels/test.tsv), or an archive (.zip, .tar, .tar.gz)."
         ),
     ],
-    name: Annotated[str | None, Form(max_length=200)] = None,
-    format: Annotated[str | None, Form(description="Force a format; default: detect.")] = None,
-    split: Annotated[str, Form(max_length=40)] = "train",
+    name: Annotated[Name | None, Form()] = None,
+    format: Annotated[
+        SafeText | None, Form(max_length=40, description="Force a format; default: detect.")
+    ] = None,
+    split: Annotated[Name, Form(description="The split of one-split formats.")] = "train",
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Store the upload, validate it (422 names file, line and field), describe it."""
@@ -48,7 +52,12 @@ async def upload_dataset(
     try:
         digest = await _receive(files, staging, settings)
         guard = Idempotency(
-            factory, principal.key_id, idempotency_key, body_hash(digest, name, format, split)
+            factory,
+            principal.key_id,
+            idempotency_key,
+            body_hash(digest, name, format, split),
+            settings.idempotency_pending_seconds,
+            settings.idempotency_ttl_seconds,
         )
         replayed = guard.replay()
     except BaseException:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse
 
 from api.deps import EnqueueDep, FactoryDep, IdempotencyKey, JobDep, SessionDep, SettingsDep
+from api.errors import error_body
 from api.idempotency import Idempotency, body_hash
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
@@ -30,7 +31,12 @@ def submit_job(
 ) -> JSONResponse:
     """Queue a job; it runs on a worker. Poll ``Location`` for its status."""
     guard = Idempotency(
-        factory, principal.key_id, idempotency_key, body_hash(request.model_dump(mode="json"))
+        factory,
+        principal.key_id,
+        idempotency_key,
+        body_hash(request.model_dump(mode="json")),
+        settings.idempotency_pending_seconds,
+        settings.idempotency_ttl_seconds,
     )
     if (replayed := guard.replay()) is not None:
         return replayed
@@ -38,6 +44,12 @@ def submit_job(
         job = service.submit_job(
             factory, request, enqueue=enqueue, models_dir=settings.models_dir, allow_paths=False
         )
+    except service.NotEnqueued as exc:  # stored: a retry with the key gets this job
+        body = JobRead.of(exc.job).model_dump(mode="json")
+        headers = {"Location": f"/v1/jobs/{exc.job.id}"}
+        guard.remember(status.HTTP_202_ACCEPTED, body, headers)
+        error = error_body(exc.code, exc.message, exc.param, 503, job=body)
+        return JSONResponse(error, 503, headers={**headers, "Retry-After": "5"})
     except BaseException:
         guard.release()
         raise

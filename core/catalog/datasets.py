@@ -13,6 +13,7 @@ from core.datasets.io import load_dataset, save_dataset
 from core.datasets.model import RetrievalDataset
 from core.datasets.stats import dataset_stats
 from core.errors import Conflict
+from core.names import check_name, child_path
 from core.settings import Settings
 from core.store import repos
 from core.store.tables import DatasetRow, new_id
@@ -47,6 +48,9 @@ def register_dataset(
     """Validate the upload in ``staging`` (``DatasetInvalid`` on bad data), move it into the
     store and add its row. The staging folder is removed either way."""
     try:
+        check_name(split, param="split")
+        if name is not None:
+            check_name(name, param="name")
         root = dataset_root(staging)
         ds = load_dataset(root, fmt, split=split)
         dataset_id = new_id("ds")
@@ -75,7 +79,7 @@ def store_dataset(
 ) -> DatasetRow:
     """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder."""
     staging = staging_dir(settings)
-    save_dataset(ds, staging / name, "beir")
+    save_dataset(ds, child_path(staging, name), "beir")
     return register_dataset(
         session,
         settings=settings,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core.errors import InvalidInput, TooLarge
+from core.names import NAME_RULE, is_name
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
@@ -20,18 +21,15 @@ class ArchiveLimits:
 
 
 def safe_relative_path(name: str, *, param: str = "files") -> PurePosixPath:
-    """A relative path without '..', absolute roots, drive letters or backslashes."""
+    """A relative path whose every part is a safe name (so no '..', roots, drive letters,
+    backslashes or control characters)."""
     path = PurePosixPath(name)
-    bad = (
-        not name
-        or "\\" in name
-        or "\x00" in name
-        or path.is_absolute()
-        or any(part in ("..", "") for part in path.parts)
-        or ":" in path.parts[0]
-    )
-    if bad:
-        raise InvalidInput(f"unsafe file name '{name}'", code="unsafe_path", param=param)
+    if not name or path.is_absolute() or not all(is_name(part) for part in path.parts):
+        raise InvalidInput(
+            f"unsafe file name {name[:80]!r}: each part must be {NAME_RULE}",
+            code="unsafe_path",
+            param=param,
+        )
     return path
 
 

@@ -13,6 +13,7 @@ from core.datasets.model import Document, Qrels, Query, RetrievalDataset
 from core.datasets.records import missing_file, read_jsonl, read_lines, write_jsonl
 from core.datasets.validate import Issues, require_valid
 from core.errors import InvalidInput
+from core.names import check_name, child_path
 
 FORMAT = "beir"
 NEGATIVES = "negatives.jsonl"
@@ -183,7 +184,10 @@ def write_beir(ds: RetrievalDataset, path: str | Path) -> None:
             for qid, judged in qrels.items()
             for did, grade in judged.items()
         ]
-        (root / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        target = child_path(
+            root / "qrels", f"{check_name(split, param='split')}.tsv", param="split"
+        )
+        target.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if ds.negatives:
         rows = [{"query-id": q, "corpus-ids": ids} for q, ids in ds.negatives.items() if ids]
         write_jsonl(root / NEGATIVES, rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.catalog import datasets as dataset_catalog
@@ -53,7 +54,15 @@ def _embedder(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedder:
         max_seq_length=options.max_seq_length,
         query_instruction=options.query_instruction,
         document_instruction=options.document_instruction,
+        allow_paths=_trusted_path(location),
     )
+
+
+def _trusted_path(location: str) -> bool:
+    """Whether a job may load ``location`` as a directory: only absolute paths, which come
+    from our own tables or the local CLI (the API refuses them). A relative reference is
+    never looked up in the worker's working directory."""
+    return Path(location).is_absolute()
 
 
 def _stages(ctx: JobContext, spans: dict[str, tuple[float, float]]):
@@ -151,7 +160,7 @@ def run_mine(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
             session,
             settings=ctx.settings,
             ds=mined,
-            name=f"{ds.name}-mined",
+            name=f"{ds.name[:50]}-mined",
             source_job_id=ctx.job_id,
         )
         dataset_id = row.id
@@ -208,6 +217,7 @@ def run_finetune_job(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         should_cancel=ctx.should_cancel,
         resume=True,
         models_dir=ctx.settings.models_dir,
+        allow_paths=_trusted_path(base),
         cache=EmbeddingCache(ctx.settings.cache_dir),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}

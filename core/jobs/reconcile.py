@@ -5,13 +5,18 @@
   worker_lost once it used up its attempts.
 - A queued job the broker no longer holds (Redis restarted, a crash between commit and
   enqueue) is enqueued again.
+- Expired Idempotency-Key records are deleted, and staged uploads of requests that died
+  (untouched for ``upload_stale_seconds``) are removed.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +38,8 @@ class Reconciled:
     requeued_stale: list[str]
     failed_stale: list[str]
     reenqueued_lost: list[str]
+    removed_uploads: list[str] = field(default_factory=list)
+    expired_keys: int = 0
 
 
 def reconcile(
@@ -86,4 +93,32 @@ def reconcile(
                     lost.append((job.id, job.type))
     for job_id, job_type in requeued + lost:
         enqueue(job_id, QUEUE_OF[job_type])
-    return Reconciled([j for j, _ in requeued], failed, [j for j, _ in lost])
+    with transaction(factory) as session:
+        expired = repos.purge_idempotency(
+            session,
+            pending_before=now - timedelta(seconds=settings.idempotency_pending_seconds),
+            answered_before=now - timedelta(seconds=settings.idempotency_ttl_seconds),
+        )
+    uploads = remove_stale_uploads(settings.data_dir / "uploads", settings.upload_stale_seconds)
+    return Reconciled([j for j, _ in requeued], failed, [j for j, _ in lost], uploads, expired)
+
+
+def remove_stale_uploads(root: Path, stale_seconds: float) -> list[str]:
+    """Remove staging folders in which nothing changed for ``stale_seconds``; their names."""
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - stale_seconds
+    removed = []
+    for folder in root.iterdir():
+        entries = [folder, *folder.rglob("*")] if folder.is_dir() else [folder]
+        try:
+            newest = max(entry.lstat().st_mtime for entry in entries)
+        except FileNotFoundError:  # its request finished while we looked
+            continue
+        if newest < cutoff:
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                folder.unlink(missing_ok=True)
+            removed.append(folder.name)
+    return removed

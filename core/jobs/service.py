@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog.models import model_location
 from core.compare.methods import METHODS
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, Transient
 from core.jobs import compare
 from core.jobs.specs import (
     QUEUE_OF,
@@ -26,12 +27,28 @@ from core.jobs.specs import (
     nudge_spec,
 )
 from core.models.resolve import check_reference
+from core.safe_values import check_value
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import DatasetRow, JobRow, utcnow
 
+log = logging.getLogger(__name__)
 Enqueue = Callable[[str, str], None]
 """``enqueue(job_id, queue)``: hands the job to the broker (wired by the entry point)."""
+
+
+class NotEnqueued(Transient):
+    """The job is stored as queued but the broker did not take it; the reconciler will."""
+
+    code = "enqueue_failed"
+
+    def __init__(self, job: JobRow) -> None:
+        super().__init__(
+            f"job '{job.id}' is stored and queued, but the broker is unreachable; it will be "
+            "enqueued when the broker is back",
+            param="broker",
+        )
+        self.job = job
 
 
 def submit_job(
@@ -42,9 +59,11 @@ def submit_job(
     models_dir: Path | None = None,
     allow_paths: bool = False,
 ) -> JobRow:
-    """Check that the dataset and model exist, insert the job as queued, commit, enqueue.
-    A compare job's children are inserted and enqueued with it."""
+    """Check the whole request, then insert the job as queued, commit, enqueue. A compare
+    job's children are inserted and enqueued with it. ``NotEnqueued`` when the broker fails
+    after the commit: the job stays queued and the reconciler enqueues it."""
     spec = request.spec
+    check_value(request.model_dump(mode="python"))  # nothing the database cannot store
     with transaction(factory) as session:
         repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
         if isinstance(request, NudgeJob) and request.spec.model_from_job:
@@ -70,9 +89,12 @@ def submit_job(
         children = []
         if isinstance(request, CompareJob):
             children = compare.add_children(session, job, request.spec)
-    enqueue(job.id, QUEUE_OF[request.type])
-    for child in children:
-        enqueue(child.id, QUEUE_OF[child.type])
+    try:
+        for queued in (job, *children):
+            enqueue(queued.id, QUEUE_OF[queued.type])
+    except Exception:
+        log.warning("job %s committed but not enqueued", job.id, exc_info=True)
+        raise NotEnqueued(job) from None
     return job
 
 

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.compare.methods import DEFAULT_METHODS, METHODS, CompareMethod
 from core.errors import InvalidInput
+from core.names import Name
+from core.safe_values import SafeText
 
 JobType = Literal["eval", "index", "mine", "finetune", "nudge", "compare"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -22,58 +24,63 @@ QUEUE_OF: dict[str, str] = {
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Id = Annotated[SafeText, Field(min_length=1, max_length=40)]
+ModelRef = Annotated[SafeText, Field(min_length=1, max_length=300)]
+Instruction = Annotated[SafeText, Field(max_length=500)]
 
 
 class EncodingOptions(_Spec):
     batch_size: int = Field(64, ge=1, le=4096)
     max_seq_length: int | None = Field(None, ge=8, le=8192)
-    query_instruction: str | None = Field(None, max_length=500)
-    document_instruction: str | None = Field(None, max_length=500)
+    query_instruction: Instruction | None = None
+    document_instruction: Instruction | None = None
 
 
 class EvalJobSpec(EncodingOptions):
-    dataset_id: str
-    model: str = Field(description="Base model reference or fine-tuned model id.")
-    split: str = "test"
+    dataset_id: Id
+    model: ModelRef = Field(description="Base model reference or fine-tuned model id.")
+    split: Name = "test"
     index: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
 
 
 class IndexJobSpec(EncodingOptions):
-    dataset_id: str
-    model: str
+    dataset_id: Id
+    model: ModelRef
     kind: Literal["flat", "ivf", "hnsw", "auto"] = "auto"
 
 
 class MineJobSpec(EncodingOptions):
-    dataset_id: str
-    model: str
-    split: str = "train"
+    dataset_id: Id
+    model: ModelRef
+    split: Name = "train"
     options: dict[str, Any] = Field(default_factory=dict, description="MiningSpec fields.")
 
 
 class FinetuneJobSpec(_Spec):
-    dataset_id: str
-    base_model: str
+    dataset_id: Id
+    base_model: ModelRef
     method: Literal["full", "lora", "adapter"] = "full"
-    train_split: str = "train"
-    val_split: str | None = Field(None, description="None: hold out a share of train queries.")
+    train_split: Name = "train"
+    val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
     params: dict[str, Any] = Field(default_factory=dict, description="FinetuneSpec fields.")
 
 
 class NudgeJobSpec(EncodingOptions):
-    dataset_id: str
-    model: str | None = Field(None, description="Base model reference or fine-tuned model id.")
-    model_from_job: str | None = Field(
+    dataset_id: Id
+    model: ModelRef | None = Field(None, description="Base model reference or fine-tuned model id.")
+    model_from_job: Id | None = Field(
         None, description="Instead of `model`: the model a finetune job produces (waits for it)."
     )
     variant: Literal["nudge-n", "nudge-m"] = "nudge-n"
-    train_split: str = "train"
-    val_split: str | None = Field(None, description="None: hold out a share of train queries.")
+    train_split: Name = "train"
+    val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_split: str | None = Field("test", description="Scored once the step is chosen.")
-    steps: list[float] | None = Field(
+    test_split: Name | None = Field("test", description="Scored once the step is chosen.")
+    steps: list[Annotated[float, Field(ge=0, le=100)]] | None = Field(
         None, min_length=1, max_length=1000, description="Candidate steps; None: default grid."
     )
     kind: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
@@ -86,15 +93,15 @@ class NudgeJobSpec(EncodingOptions):
 
 
 class CompareJobSpec(_Spec):
-    dataset_id: str
-    base_model: str
-    forgetting_dataset_id: str | None = Field(
+    dataset_id: Id
+    base_model: ModelRef
+    forgetting_dataset_id: Id | None = Field(
         None, description="A dataset not trained on: its metrics show forgetting."
     )
-    forgetting_split: str = "test"
+    forgetting_split: Name = "test"
     methods: list[CompareMethod] = Field(default_factory=lambda: list(DEFAULT_METHODS))
-    train_split: str = "train"
-    test_split: str = "test"
+    train_split: Name = "train"
+    test_split: Name = "test"
     val_fraction: float = Field(0.2, gt=0, lt=1)
     params: dict[str, Any] = Field(
         default_factory=dict, description="FinetuneSpec fields for every fine-tune."

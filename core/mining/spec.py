@@ -8,6 +8,7 @@ from typing import Literal
 
 from core.errors import InvalidInput
 from core.indexing.faiss_index import IndexSpec
+from core.safe_values import check_range
 
 Sampling = Literal["random", "top"]
 SAMPLINGS: tuple[Sampling, ...] = ("random", "top")
@@ -77,6 +78,9 @@ class MiningSpec:
     index: IndexSpec = field(default_factory=IndexSpec)
 
     def __post_init__(self) -> None:
+        check_range(self.range_max, 1, 100_000, param="range_max")
+        check_range(self.seed, 0, 2**32 - 1, param="seed")
+        check_range(self.batch_size, 1, 1 << 20, param="batch_size")
         if self.range_min < 0 or self.range_max <= self.range_min:
             raise InvalidInput(
                 f"need 0 <= range_min < range_max, got {self.range_min} and {self.range_max}",

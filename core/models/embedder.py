@@ -74,10 +74,12 @@ def load_embedder(
     device: str | None = None,
     trust_remote_code: bool = False,
     batch_size: int = 64,
+    allow_paths: bool = True,
     **overrides: object,
 ) -> Embedder:
-    """Resolve ``ref``, load it safely and apply config overrides (e.g. ``max_seq_length``)."""
-    resolved = resolve_model(ref, models_dir=models_dir)
+    """Resolve ``ref``, load it safely and apply config overrides (e.g. ``max_seq_length``);
+    ``allow_paths=False`` for references that came from a client."""
+    resolved = resolve_model(ref, models_dir=models_dir, allow_paths=allow_paths)
     if any(v is not None for v in overrides.values()):
         resolved = ResolvedModel(
             resolved.ref,

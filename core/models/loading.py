@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
-def check_safetensors(model_dir: Path) -> None:
+def check_safetensors(model_dir: Path, ref: str) -> None:
     """Refuse a directory whose weights exist only in a pickle-based format."""
     weights = [p for p in model_dir.rglob("*") if p.suffix in (".safetensors", *PICKLE_SUFFIXES)]
     if weights and not any(p.suffix == ".safetensors" for p in weights):
         raise InvalidInput(
-            f"'{model_dir}' has pickled weights only; EmbedTune loads safetensors only",
+            f"model '{ref}' has pickled weights only; EmbedTune loads safetensors only",
             code="unsafe_weights",
             param="model",
         )
@@ -34,7 +34,7 @@ def load_sentence_transformer(
     """A ``SentenceTransformer`` for ``model`` with its max length applied."""
     from sentence_transformers import SentenceTransformer
 
-    check_safetensors(model.path)
+    check_safetensors(model.path, model.ref)
     st = SentenceTransformer(
         str(model.path),
         device=device,

@@ -52,23 +52,30 @@ def check_reference(
     ref = (ref or "").strip()
     if not allow_paths:
         _refuse_paths(ref)
-    if Path(ref).expanduser().is_dir() or packaged_dir(ref) is not None:
-        return resolve_model(ref, models_dir=models_dir).source
+    if (allow_paths and Path(ref).expanduser().is_dir()) or packaged_dir(ref) is not None:
+        return resolve_model(ref, models_dir=models_dir, allow_paths=allow_paths).source
     if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
         return "embedtune"
     if _HUB_ID.match(ref) and ".." not in ref:
         return "hub"
-    return resolve_model(ref, models_dir=models_dir).source  # raises the precise error
+    # raises the precise error
+    return resolve_model(ref, models_dir=models_dir, allow_paths=allow_paths).source
 
 
-def resolve_model(ref: str, *, models_dir: Path | None = None) -> ResolvedModel:
-    """Resolve, in order: a local directory, an EmbedTune model id under ``models_dir``, a
-    packaged model, then a hub id (from the local hub cache, or downloaded when online)."""
+def resolve_model(
+    ref: str, *, models_dir: Path | None = None, allow_paths: bool = True
+) -> ResolvedModel:
+    """Resolve, in order: a local directory (only with ``allow_paths``: never for a client's
+    reference, so nothing resolves against the working directory), an EmbedTune model id
+    under ``models_dir``, a packaged model, then a hub id (from the local hub cache, or
+    downloaded when online)."""
     ref = (ref or "").strip()
     if not ref:
         raise InvalidInput("model reference is empty", code="invalid_model", param="model")
+    if not allow_paths:
+        _refuse_paths(ref)
     local = Path(ref).expanduser()
-    if local.is_dir():
+    if allow_paths and local.is_dir():
         return _resolved(ref, "local", local.resolve())
     if models_dir is not None and _MODEL_ID.match(ref) and (Path(models_dir) / ref).is_dir():
         return _resolved(ref, "embedtune", (Path(models_dir) / ref).resolve())
@@ -106,8 +113,8 @@ def _refuse_paths(ref: str) -> None:
 
 def _resolved(ref: str, source: Source, path: Path) -> ResolvedModel:
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise InvalidInput(
-            f"'{path}' holds no model (expected modules.json or config.json)",
+        raise InvalidInput(  # the reference, never the server path it resolved to
+            f"model '{ref}' holds no model files (expected modules.json or config.json)",
             code="invalid_model",
             param="model",
         )

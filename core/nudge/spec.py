@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from core.errors import InvalidInput
+from core.safe_values import check_range
 
 Variant = Literal["nudge-n", "nudge-m"]
 
@@ -42,8 +43,11 @@ class NudgeSpec:
             raise InvalidInput(f"variant must be one of {get_args(Variant)}", param="variant")
         if not 0 < self.val_fraction < 1:
             raise InvalidInput("val_fraction must be between 0 and 1", param="val_fraction")
-        if self.steps is not None and (not self.steps or min(self.steps) < 0):
+        if self.steps is not None and not self.steps:
             raise InvalidInput("steps must be non-negative sizes", param="steps")
+        for step in self.steps or ():
+            check_range(step, 0, 100, param="steps")
+        check_range(self.seed, 0, 2**32 - 1, param="seed")
         name, _, k = self.metric.partition("@")
         if name not in ("ndcg", "recall", "mrr", "map", "hit") or not k.isdigit() or int(k) < 1:
             raise InvalidInput(f"unknown metric '{self.metric}'", param="metric")

@@ -41,6 +41,7 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
             device=settings.device,
             trust_remote_code=settings.trust_remote_code,
             batch_size=spec.max_batch_size,
+            allow_paths=location != key.ref,
             **key.overrides,
         )
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from core.store.tables import (
     DatasetRow,
+    IdempotencyRow,
     IndexRow,
     JobEventRow,
     JobRow,
@@ -222,3 +223,43 @@ def upsert_by_job(session: Session, table: type[R], *, job_id: str, **values: An
 
 def list_rows(session: Session, table: type[R]) -> list[R]:
     return list(session.scalars(select(table).order_by(table.created_at.desc())))
+
+
+# idempotency keys --------------------------------------------------------------------------
+
+
+def reclaim_idempotency(
+    session: Session,
+    *,
+    owner: str,
+    key: str,
+    request_hash: str,
+    pending_before: datetime,
+    answered_before: datetime,
+) -> bool:
+    """Reserve an expired record for a new request: a reservation older than
+    ``pending_before`` (its request died) or an answer older than ``answered_before``."""
+    expired = ((IdempotencyRow.status_code == 0) & (IdempotencyRow.created_at < pending_before)) | (
+        IdempotencyRow.created_at < answered_before
+    )
+    result = session.execute(
+        update(IdempotencyRow)
+        .where(IdempotencyRow.owner == owner, IdempotencyRow.key == key, expired)
+        .values(
+            request_hash=request_hash, status_code=0, response={}, headers={}, created_at=utcnow()
+        )
+    )
+    return result.rowcount == 1
+
+
+def purge_idempotency(
+    session: Session, *, pending_before: datetime, answered_before: datetime
+) -> int:
+    """Delete expired records; returns how many."""
+    result = session.execute(
+        delete(IdempotencyRow).where(
+            ((IdempotencyRow.status_code == 0) & (IdempotencyRow.created_at < pending_before))
+            | (IdempotencyRow.created_at < answered_before)
+        )
+    )
+    return result.rowcount

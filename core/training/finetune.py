@@ -31,6 +31,7 @@ def run_finetune(
     should_cancel: CancelCheck | None = None,
     resume: bool = True,
     models_dir: Path | None = None,
+    allow_paths: bool = True,
     cache: EmbeddingCache | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``spec.base_model`` on ``train_split`` and write a model directory.
@@ -40,11 +41,12 @@ def run_finetune(
     the same directory continues from the last one, and they are removed once the model is
     written. ``should_cancel`` is polled every step: on True the run saves its state and raises
     ``Cancelled``. ``cache`` serves base-model embeddings (the "before" metrics, the adapter).
+    ``allow_paths=False`` when ``spec.base_model`` came from a client (never a path).
     """
     reporter = reporter or LogReporter()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base = _base_embedder(spec, models_dir)
+    base = _base_embedder(spec, models_dir, allow_paths)
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
@@ -78,9 +80,9 @@ def run_finetune(
     return result
 
 
-def _base_embedder(spec: FinetuneSpec, models_dir: Path | None) -> Embedder:
+def _base_embedder(spec: FinetuneSpec, models_dir: Path | None, allow_paths: bool) -> Embedder:
     """The base model with the instructions and max length the spec trains with."""
-    resolved = resolve_model(spec.base_model, models_dir=models_dir)
+    resolved = resolve_model(spec.base_model, models_dir=models_dir, allow_paths=allow_paths)
     config = resolved.config.with_overrides(
         query_instruction=spec.query_instruction,
         document_instruction=spec.document_instruction,

@@ -9,10 +9,34 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from core.errors import InvalidInput
+from core.safe_values import check_range
 
 Method = Literal["full", "lora", "adapter"]
 Loss = Literal["mnrl", "cached_mnrl", "cosent"]
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Upper bounds of the numeric fields: far above any sensible value, low enough that a typo
+# (``epochs: 1e308``) is refused at submission instead of running for ever in a worker.
+BOUNDS: dict[str, float] = {
+    "epochs": 1000,
+    "learning_rate": 1,
+    "batch_size": 65536,
+    "warmup_ratio": 1,
+    "max_seq_length": 32768,
+    "seed": 2**32 - 1,
+    "scale": 1000,
+    "mini_batch_size": 65536,
+    "num_hard_negatives": 1000,
+    "eval_steps": 10**7,
+    "save_steps": 10**7,
+    "logging_steps": 10**7,
+    "lora_rank": 4096,
+    "lora_alpha": 65536,
+    "lora_dropout": 1,
+    "lora_learning_rate": 1,
+    "adapter_hidden_dim": 65536,
+    "adapter_epochs": 100000,
+    "adapter_learning_rate": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,10 @@ class FinetuneSpec:
     adapter_learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
+        for name, high in BOUNDS.items():
+            check_range(getattr(self, name), 0, high, param=name)
+        for dim in self.matryoshka_dims or ():
+            check_range(dim, 1, 65536, param="matryoshka_dims")
         _check_choice(self, "method", Method)
         _check_choice(self, "loss", Loss)
         for name in ("epochs", "learning_rate", "batch_size", "max_seq_length", "scale"):

@@ -101,7 +101,7 @@ def test_pickled_weights_only_are_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     with pytest.raises(InvalidInput) as info:
-        check_safetensors(tmp_path)
+        check_safetensors(tmp_path, "pickled")
     assert info.value.code == "unsafe_weights"
 
 
