@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from core.datasets.model import Document, Query, RetrievalDataset
-from core.datasets.records import missing_file, read_text
+from core.datasets.records import DEEPER, missing_file, read_text
 from core.datasets.validate import Issues, check_refs, require_valid
 from core.errors import InvalidInput
+from core.safe_values import MAX_DEPTH, too_deep
 
 FORMAT = "rag-json"
 KEYS = ("queries", "corpus", "relevant_docs")
@@ -50,6 +51,16 @@ def load_json(path: Path, issues: Issues) -> dict[str, Any]:
             file=path.name,
             line=e.lineno,
             expected="one JSON object",
+        )
+        data = {}
+    except RecursionError:  # nested past what the parser takes
+        data = DEEPER
+    if data is DEEPER or too_deep(data, MAX_DEPTH + 2):  # sections hold objects of records
+        issues.add(
+            "too_deep",
+            f"the file nests deeper than {MAX_DEPTH + 2} levels",
+            file=path.name,
+            expected="sections of flat records",
         )
         data = {}
     if not isinstance(data, dict):

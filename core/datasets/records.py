@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.datasets.validate import Issues
 from core.errors import DataIssue, DatasetInvalid, InvalidInput
+from core.safe_values import MAX_DEPTH, too_deep
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 RECORD_SUFFIXES = (".jsonl", *TABLE_SUFFIXES)
@@ -176,6 +177,9 @@ def read_text(path: Path, name: str, issues: Issues) -> str | None:
         return None
 
 
+DEEPER = object()  # a record the JSON parser could not take: nested too deeply
+
+
 def read_jsonl(path: Path, name: str, issues: Issues) -> Iterator[Record]:
     for number, line in read_lines(path, name, issues):
         try:
@@ -187,6 +191,17 @@ def read_jsonl(path: Path, name: str, issues: Issues) -> Iterator[Record]:
                 file=name,
                 line=number,
                 expected="one JSON object per line",
+            )
+            continue
+        except RecursionError:  # nested past what the parser takes
+            data = DEEPER
+        if data is DEEPER or too_deep(data):
+            issues.add(
+                "too_deep",
+                f"the record nests deeper than {MAX_DEPTH} levels",
+                file=name,
+                line=number,
+                expected="a flat JSON object",
             )
             continue
         if not isinstance(data, dict):

@@ -63,7 +63,7 @@ def submit_job(
     job's children are inserted and enqueued with it. ``NotEnqueued`` when the broker fails
     after the commit: the job stays queued and the reconciler enqueues it."""
     spec = request.spec
-    check_value(request.model_dump(mode="python"))  # nothing the database cannot store
+    check_value(spec.model_dump(mode="python"))  # nothing the database cannot store
     with transaction(factory) as session:
         repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
         if isinstance(request, NudgeJob) and request.spec.model_from_job:
