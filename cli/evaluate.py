@@ -54,6 +54,7 @@ def eval_cmd(
     from core.indexing.faiss_index import IndexSpec
     from core.models.cache import EmbeddingCache
     from core.models.embedder import load_embedder
+    from core.names import child_path, slug
     from core.settings import get_settings
 
     settings = get_settings()
@@ -77,7 +78,8 @@ def eval_cmd(
             cache=EmbeddingCache(settings.cache_dir) if cache else None,
             progress=progress,
         )
-    path = output or settings.reports_dir / f"eval-{ds.name}-{split}-{embedder.fingerprint}.json"
+    name = f"eval-{slug(ds.name)}-{slug(split)}-{embedder.fingerprint}.json"
+    path = output or child_path(settings.reports_dir, name)
     report.save(path)
     print_report(report)
     console.print(f"report: {path}")

@@ -51,6 +51,7 @@ def mine(
     from core.mining import MiningSpec, mine_negatives
     from core.models.cache import EmbeddingCache
     from core.models.embedder import load_embedder
+    from core.names import child_path, slug
     from core.settings import get_settings
 
     if to not in KEEPS_NEGATIVES:
@@ -90,7 +91,8 @@ def mine(
             progress=progress,
         )
     save_dataset(mined, output, to, split=split)
-    path = report or settings.reports_dir / f"mine-{ds.name}-{split}-{embedder.fingerprint}.json"
+    name = f"mine-{slug(ds.name)}-{slug(split)}-{embedder.fingerprint}.json"
+    path = report or child_path(settings.reports_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.as_dict(), indent=1), "utf-8")
     print_mining_report(result.as_dict())

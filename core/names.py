@@ -48,6 +48,12 @@ def child_path(root: Path, *names: str, param: str = "name") -> Path:
     return path
 
 
+def slug(text: str, fallback: str = "dataset") -> str:
+    """A safe name made from free text (a folder name for a report name, say)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("._-").replace("..", ".")
+    return cleaned[:40] or fallback
+
+
 def _pydantic_name(value: str) -> str:
     if not is_name(value):
         raise ValueError(f"not a valid name ({NAME_RULE}, no '..')")
