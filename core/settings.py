@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = 6000.0  # per API key, on average (embedding clients are busy)
     rate_limit_burst: int = 600
     auth_cache_seconds: float = 10.0  # an accepted key is trusted this long without a DB read
+    auth_failures_per_minute: float = 60.0  # missing/wrong keys per client address, then 429
+    auth_failures_burst: int = 20
     job_max_attempts: int = 3  # deliveries of one job before it fails as worker_lost
     # Serving (/v1/embeddings, index search): see core.serving.ServeSpec.
     serve_max_batch_size: int = 32  # texts in one forward pass
