@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     serve_max_batch_tokens: int = 8192  # tokens taken from the queue in one worker step
     serve_batch_wait_ms: float = 2.0  # an idle worker waits this long for a step to fill
     serve_max_inputs: int = 2048  # texts in one request
+    serve_max_input_chars: int = 32768  # characters per text; longer: 413, or cut with truncate
     serve_max_queue: int = 16384  # texts waiting for one model before 429
     serve_model_memory_mb: int = 4096  # loaded models; least recently used unloaded beyond
     serve_index_memory_mb: int = 4096  # loaded indexes and their document texts

@@ -22,15 +22,15 @@ TEXTS = [f"query number {i} about topic {i % 4}" for i in range(20)]
 
 @dataclass
 class CountingEmbedder(Embedder):
-    """Records the size of every encode call; ``gate`` holds each call until it is set."""
+    """Records the size of every forward pass; ``gate`` holds each pass until it is set."""
 
     calls: list[int] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)
 
-    def encode(self, texts, side, progress=None):  # type: ignore[override]
+    def encode_features(self, features, side):  # type: ignore[override]
         self.gate.wait(10)
-        self.calls.append(len(texts))
-        return super().encode(texts, side, progress)
+        self.calls.append(len(features["input_ids"]))
+        return super().encode_features(features, side)
 
 
 @pytest.fixture(scope="module")
