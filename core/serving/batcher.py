@@ -39,9 +39,11 @@ class Encoded:
 
 @dataclass
 class Stats:
-    """Work one model's batcher did: texts tokenized and encoded, and forward passes."""
+    """Work of one model's batcher: texts tokenized, being tokenized and encoded, and forward
+    passes."""
 
     tokenized: int = 0
+    tokenizing: int = 0
     encoded: int = 0
     forward_passes: int = 0
 
@@ -117,10 +119,13 @@ class Batcher:
         return await request.future
 
     def _tokenize(self, texts: list[str], side: Side, truncate: bool) -> Tokens:
+        with self._cond:
+            self.stats.tokenizing += len(texts)
         try:
             return self.model.tokenize(texts, side, truncate)
         finally:
             with self._cond:
+                self.stats.tokenizing -= len(texts)
                 self.stats.tokenized += len(texts)
 
     def _reserve(self, texts: int) -> None:

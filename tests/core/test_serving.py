@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from core.errors import NotFound, Overloaded
+from core.errors import NotFound, Overloaded, TooLarge
 from core.models.embedder import Embedder, load_embedder
 from core.serving import Engine, ModelKey, ServeSpec
 
@@ -135,3 +135,49 @@ def test_a_full_queue_answers_overloaded(base: Embedder) -> None:
 
     refused, first = run(engine, flood())
     assert refused.code == "queue_full" and first.vectors.shape == (2, 32)
+
+
+def test_an_input_over_the_character_bound_is_refused_before_any_model_work(
+    base: Embedder,
+) -> None:
+    load = Loader(base)
+    engine = Engine(ServeSpec(max_input_chars=1000), load)
+    key, long = ModelKey("a"), "protein folding " * 100  # 1600 characters
+
+    async def attempts():
+        await engine.embed(key, ["warm"])
+        before = engine.stats()[key]
+        with pytest.raises(TooLarge) as refused:
+            await engine.embed(key, ["ok", long])
+        after = engine.stats()[key]
+        cut = await engine.embed(key, ["ok", long], truncate=True)
+        return refused.value, before, after, cut
+
+    refused, before, after, cut = run(engine, attempts())
+    assert (refused.code, refused.param) == ("input_too_long", "input[1]")
+    assert "1600 characters" in refused.message and '"truncate": true' in refused.message
+    assert after == before and before.tokenized == before.encoded == 1  # the warm-up only
+    np.testing.assert_allclose(cut.vectors, base.encode(["ok", long[:1000]], "document"), atol=1e-5)
+
+
+def test_a_short_request_is_answered_while_a_large_one_is_tokenized(base: Embedder) -> None:
+    engine = Engine(ServeSpec(), Loader(base))
+    key, finished = ModelKey("a"), []
+    large = ["protein folding in yeast cells " * 1000] * 300  # 9 MB, each text within the bound
+
+    async def tracked(name: str, texts: list[str]):
+        encoded = await engine.embed(key, texts, truncate=True)
+        finished.append((name, engine.stats()[key].tokenizing))
+        return encoded
+
+    async def race():
+        await engine.embed(key, ["warm"])
+        big = asyncio.ensure_future(tracked("large", large))
+        while engine.stats()[key].tokenizing < len(large):
+            await asyncio.sleep(0.001)
+        return await tracked("short", ["a short query"]), await big
+
+    short, big = run(engine, race())
+    assert finished == [("short", len(large)), ("large", 0)]  # the large one still tokenizing
+    np.testing.assert_allclose(short.vectors, base.encode(["a short query"], "document"), atol=1e-5)
+    assert big.vectors.shape == (300, 32) and big.tokens == 300 * 64
