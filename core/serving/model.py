@@ -47,8 +47,8 @@ class ServedModel:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         turns = threading.Lock() if tokens.settings_vary(embedder.st, prompts) else nullcontext()
-        parameters = [*embedder.st.parameters(), *embedder.st.buffers()]
-        nbytes = sum(t.numel() * t.element_size() for t in parameters)
+        tensors = [*embedder.st.parameters(), *embedder.st.buffers()]
+        nbytes = sum(t.numel() * t.element_size() for t in tensors)
         onnx = None
         if spec.onnx_dir is not None and embedder.st.device.type == "cpu":
             onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
@@ -66,14 +66,26 @@ class ServedModel:
             prepared = tokens.tokenize(
                 self.embedder.st, texts, self.embedder.instruction(side), side
             )
-        if not truncate and (
-            cut := [i for i, n in enumerate(prepared.lengths) if n >= self.max_tokens]
-        ):
-            counts = self.count_tokens([texts[i] for i in cut], side)
-            longest = max(range(len(cut)), key=counts.__getitem__)
-            if counts[longest] > self.max_tokens:
-                raise _too_long(cut[longest], counts[longest], self.max_tokens)
+        if not truncate:
+            self._refuse_cut(texts, prepared.lengths, side)
         return prepared
+
+    def _refuse_cut(self, texts: list[str], lengths: list[int], side: Side) -> None:
+        """``TooLarge`` naming the longest text that tokenization cut to the maximum, if any:
+        only texts that reached the maximum are counted again, untruncated."""
+        limit = self.max_tokens
+        reached = [i for i, n in enumerate(lengths) if n >= limit]
+        if not reached:
+            return
+        counts = self.count_tokens([texts[i] for i in reached], side)
+        longest = max(range(len(reached)), key=counts.__getitem__)
+        if counts[longest] > limit:
+            raise TooLarge(
+                f"input {reached[longest]} has {counts[longest]} tokens, more than the {limit} "
+                'the model takes; shorten it or send "truncate": true',
+                code="input_too_long",
+                param=f"input[{reached[longest]}]",
+            )
 
     def encode(self, rows: list[Rows], shared: dict[str, Any], side: Side) -> np.ndarray:
         """Embeddings of token rows as ``Embedder.encode`` gives them for the texts, through
@@ -99,12 +111,3 @@ class ServedModel:
         """Tokens of each text as the model would see it untruncated: instruction and specials."""
         prompt = self.embedder.instruction(side)
         return [len(e.ids) for e in self.tokenizer.encode_batch([prompt + t for t in texts])]
-
-
-def _too_long(index: int, tokens: int, limit: int) -> TooLarge:
-    return TooLarge(
-        f"input {index} has {tokens} tokens, more than the {limit} the model takes; "
-        'shorten it or send "truncate": true',
-        code="input_too_long",
-        param=f"input[{index}]",
-    )

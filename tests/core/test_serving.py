@@ -18,6 +18,7 @@ from core.serving import Engine, ModelKey, ServeSpec
 
 T = TypeVar("T")
 TEXTS = [f"query number {i} about topic {i % 4}" for i in range(20)]
+SIDES = ("query", "document")
 
 
 @dataclass
@@ -181,3 +182,21 @@ def test_a_short_request_is_answered_while_a_large_one_is_tokenized(base: Embedd
     assert finished == [("short", len(large)), ("large", 0)]  # the large one still tokenizing
     np.testing.assert_allclose(short.vectors, base.encode(["a short query"], "document"), atol=1e-5)
     assert big.vectors.shape == (300, 32) and big.tokens == 300 * 64
+
+
+def test_per_side_maximum_lengths_are_served_as_encode_gives_them(tiny_model_dir: Path) -> None:
+    embedder = load_embedder(str(tiny_model_dir))
+    embedder.st[0].query_length = 8  # queries are cut shorter than documents
+    engine = Engine(ServeSpec(), lambda key: embedder)
+    texts = [f"{t} and a few more words" for t in TEXTS]
+
+    async def both_sides():
+        return await asyncio.gather(
+            *(engine.embed(ModelKey("a"), [t], side=side) for t in texts for side in SIDES)
+        )
+
+    answers = run(engine, both_sides())
+    for side, start in zip(SIDES, (0, 1), strict=True):
+        got = np.stack([a.vectors[0] for a in answers[start::2]])
+        np.testing.assert_allclose(got, embedder.encode(texts, side), atol=1e-5)
+    assert {a.tokens for a in answers[0::2]} == {8}
