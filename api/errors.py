@@ -9,6 +9,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as db
 from starlette.exceptions import HTTPException
 
 from core.auth import Forbidden, Unauthorized
@@ -25,6 +26,9 @@ from core.errors import (
 )
 
 log = logging.getLogger("embedtune.api")
+
+# The database went away or refused a connection: a retry may succeed, so 503, not 500.
+DATABASE_DOWN = (db.OperationalError, db.InterfaceError, db.TimeoutError)
 
 STATUS_OF: tuple[tuple[type[CoreError], int], ...] = (
     (Unauthorized, 401),
@@ -73,6 +77,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.code, exc.message, exc.param, status, **extra), status, headers=headers
         )
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+        message = "the database is unavailable; retry shortly"
+        return await core_error(request, Transient(message, code="unavailable"))
+
+    for cls in DATABASE_DOWN:
+        app.add_exception_handler(cls, database_down)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

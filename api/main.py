@@ -48,13 +48,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.broker_ping = broker_ping
     reconciler = Reconciler(app.state.factory, settings, celery, app.state.enqueue)
-    app.state.keys = KeyCache(app.state.factory, settings.auth_cache_seconds)
+    failures = RateLimiter(
+        settings.auth_failures_per_minute,
+        settings.auth_failures_burst,
+        what="too many failed API-key attempts from this address",
+    )
+    app.state.keys = KeyCache(app.state.factory, settings.auth_cache_seconds, failures)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit, upload_bytes=settings.max_upload_bytes, other_bytes=settings.max_request_bytes
     )
-    app.include_router(health.router)  # /healthz is open; /readyz asks for a key itself
+    app.include_router(health.router)  # open: probes send no key
     for module in (models, embeddings, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs

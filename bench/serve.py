@@ -8,6 +8,9 @@ and against infinity-emb serving the same local model directory; in-process
 
     python bench/serve.py [--seconds 10] [--infinity /tmp/infinity-venv/bin/infinity_emb]
 
+With ``--stall`` it measures only short-query latency (c=1) alone and while a second connection
+sends 8 MB inputs back to back: refused (413) and with ``"truncate": true``.
+
 infinity-emb lives in its own venv, with the CPU torch wheel installed first:
     python -m venv /tmp/infinity-venv && /tmp/infinity-venv/bin/pip install torch==2.13.0
     /tmp/infinity-venv/bin/pip install 'infinity-emb[server,torch]==0.0.78'
@@ -78,7 +81,12 @@ def texts(n: int) -> tuple[list[str], list[str]]:
 
 
 async def _connection(
-    port: int, server: Server, bodies: list[bytes], counter: Iterator[int], stop: float
+    port: int,
+    server: Server,
+    bodies: list[bytes],
+    counter: Iterator[int],
+    stop: float,
+    ok: bytes = b"HTTP/1.1 200",
 ) -> list[float]:
     """One keep-alive connection sending requests back to back; their latencies in seconds."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -94,7 +102,7 @@ async def _connection(
             answer = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", answer)
             payload = await reader.readexactly(int(length.group(1)) if length else 0)
-            if not answer.startswith(b"HTTP/1.1 200"):
+            if not answer.startswith(ok):
                 raise RuntimeError(f"{answer.splitlines()[0]!r}: {payload[:300]!r}")
             latencies.append(time.perf_counter() - started)
     finally:
@@ -131,6 +139,41 @@ def run_load(port: int, server: Server, load: Load, pool: list[str], seconds: fl
         float(np.percentile(latencies, 99)),
         len(latencies),
     )
+
+
+def stall(port: int, server: Server, queries: list[str], seconds: float) -> dict[str, Result]:
+    """Latency of single short queries at c=1: alone, then while another connection sends an
+    8 MB input back to back, refused (413) or cut (``truncate``)."""
+    short = [json.dumps({"model": server.model, "input": q}).encode() for q in queries]
+    huge = "protein folding " * (1 << 19)  # 8 MB
+    big = {
+        "alone": None,
+        "8 MB input, 413": (json.dumps({"model": server.model, "input": huge}), b"HTTP/1.1 413"),
+        "8 MB input, truncate": (
+            json.dumps({"model": server.model, "input": huge, "truncate": True}),
+            b"HTTP/1.1 200",
+        ),
+    }
+
+    async def both(other: tuple[str, bytes] | None) -> list[float]:
+        stop = time.perf_counter() + seconds
+        tasks = [_connection(port, server, short, itertools.count(), stop)]
+        if other:
+            body, ok = other
+            tasks.append(_connection(port, server, [body.encode()], itertools.count(), stop, ok))
+        return (await asyncio.gather(*tasks))[0]
+
+    out = {}
+    for name, other in big.items():
+        latencies = np.array(asyncio.run(both(other))) * 1000
+        out[name] = Result(
+            len(latencies) / seconds,
+            float(np.percentile(latencies, 50)),
+            float(np.percentile(latencies, 99)),
+            len(latencies),
+        )
+        print(f"  short queries, {name}: {out[name]} (max {latencies.max():.0f} ms)", flush=True)
+    return out
 
 
 # servers -----------------------------------------------------------------------------------
@@ -263,7 +306,13 @@ def main() -> None:
     parser.add_argument("--batch-concurrency", type=int, default=4, help="for 32-text requests")
     parser.add_argument("--infinity", default="/tmp/infinity-venv/bin/infinity_emb")
     parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--stall", action="store_true", help="only the large-input figure")
     args = parser.parse_args()
+    if args.stall:
+        with tempfile.TemporaryDirectory() as tmp, embedtune(port := free_port(), Path(tmp)) as s:
+            run_load(port, s, Load("warm-up", 1, 1), texts(64)[0], 2)
+            stall(port, s, texts(args.texts)[0], args.seconds)
+        return
 
     import torch
 

@@ -56,12 +56,15 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = 6000.0  # per API key, on average (embedding clients are busy)
     rate_limit_burst: int = 600
     auth_cache_seconds: float = 10.0  # an accepted key is trusted this long without a DB read
+    auth_failures_per_minute: float = 60.0  # missing/wrong keys per client address, then 429
+    auth_failures_burst: int = 20
     job_max_attempts: int = 3  # deliveries of one job before it fails as worker_lost
     # Serving (/v1/embeddings, index search): see core.serving.ServeSpec.
     serve_max_batch_size: int = 32  # texts in one forward pass
     serve_max_batch_tokens: int = 8192  # tokens taken from the queue in one worker step
     serve_batch_wait_ms: float = 2.0  # an idle worker waits this long for a step to fill
     serve_max_inputs: int = 2048  # texts in one request
+    serve_max_input_chars: int = 32768  # characters per text; longer: 413, or cut with truncate
     serve_max_queue: int = 16384  # texts waiting for one model before 429
     serve_model_memory_mb: int = 4096  # loaded models; least recently used unloaded beyond
     serve_index_memory_mb: int = 4096  # loaded indexes and their document texts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -65,6 +65,20 @@ class Embedder:
             if progress:
                 progress(min(start + CHUNK, len(texts)), len(texts))
         return out
+
+    def encode_features(self, features: dict[str, Any], side: Side) -> np.ndarray:
+        """float32 embeddings of texts that ``st.preprocess`` (prompt and side as task) made
+        into ``features``: the forward half of ``encode``, for callers who tokenize apart."""
+        import torch
+        import torch.nn.functional as F
+        from sentence_transformers.util import batch_to_device
+
+        with torch.inference_mode():
+            out = self.st(batch_to_device(features, self.st.device), task=side)
+            vectors = out["sentence_embedding"].float()
+            if self.config.normalize:
+                vectors = F.normalize(vectors, p=2, dim=1)
+        return vectors.cpu().numpy()
 
 
 def load_embedder(

@@ -1,8 +1,10 @@
 """Dynamic micro-batching: concurrent requests for one model share forward passes.
 
-Requests arrive on the event loop (``submit``); a worker thread counts their tokens, refuses
-inputs that are too long, and encodes queued texts in steps bounded by a token budget. The
-event loop only appends to a list and, once per step, receives the finished requests.
+Requests arrive on the event loop (``submit``) and are tokenized on a shared tokenizer pool
+(``core.serving.tokens``), where inputs that are too long are refused; a worker thread per
+model then encodes queued token rows in steps bounded by a token budget, so that one large
+request's tokenization never holds up the forward passes of others. The event loop only
+appends to a list and, once per step, receives the finished requests.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import Overloaded, TooLarge, Transient
+from core.errors import Overloaded, Transient
 from core.models.embedder import Side
 from core.serving.model import ServedModel
 from core.serving.spec import ServeSpec
+from core.serving.tokens import Tokens
 
 log = logging.getLogger("embedtune.serving")
 
@@ -33,11 +37,21 @@ class Encoded:
     tokens: int
 
 
+@dataclass
+class Stats:
+    """Work of one model's batcher: texts tokenized, being tokenized and encoded, and forward
+    passes."""
+
+    tokenized: int = 0
+    tokenizing: int = 0
+    encoded: int = 0
+    forward_passes: int = 0
+
+
 @dataclass(eq=False)
 class _Request:
-    texts: list[str]
+    prepared: Tokens
     side: Side
-    truncate: bool
     future: asyncio.Future[Encoded]
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
@@ -55,12 +69,14 @@ _Outcome = tuple[_Request, Encoded | BaseException]
 class Batcher:
     """Encodes the texts of concurrent requests for one model together, on its own thread."""
 
-    def __init__(self, model: ServedModel, spec: ServeSpec) -> None:
+    def __init__(self, model: ServedModel, spec: ServeSpec, tokenizers: Executor) -> None:
         self.model = model
         self.spec = spec
+        self.stats = Stats()  # written by the worker thread and the tokenizer pool
+        self._tokenizers = tokenizers
         self._cond = threading.Condition()
         self._inbox: list[_Request] = []
-        self._queued = 0  # texts submitted and not yet answered
+        self._queued = 0  # texts submitted (tokenizing or queued) and not yet answered
         self._closed = False
         self._exited = False
         self._pending: dict[Side, deque[_Piece]] = {"query": deque(), "document": deque()}
@@ -82,28 +98,53 @@ class Batcher:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def submit(self, texts: list[str], side: Side, truncate: bool) -> asyncio.Future[Encoded]:
-        """Queue ``texts``; call on the event loop and await the future it returns."""
+    async def submit(self, texts: list[str], side: Side, truncate: bool) -> Encoded:
+        """Embeddings of ``texts``, tokenized on the tokenizer pool, then batched with others."""
         loop = asyncio.get_running_loop()
-        request = _Request(texts, side, truncate, loop.create_future(), loop)
+        self._reserve(len(texts))
+        try:
+            prepared = await loop.run_in_executor(
+                self._tokenizers, self._tokenize, texts, side, truncate
+            )
+            with self._cond:
+                if self._exited:
+                    raise Transient("the model was just unloaded; retry", code="model_unloaded")
+                request = _Request(prepared, side, loop.create_future(), loop)
+                self._inbox.append(request)
+                self._cond.notify()
+        except BaseException:
+            with self._cond:
+                self._queued -= len(texts)
+            raise
+        return await request.future
+
+    def _tokenize(self, texts: list[str], side: Side, truncate: bool) -> Tokens:
+        with self._cond:
+            self.stats.tokenizing += len(texts)
+        try:
+            return self.model.tokenize(texts, side, truncate)
+        finally:
+            with self._cond:
+                self.stats.tokenizing -= len(texts)
+                self.stats.tokenized += len(texts)
+
+    def _reserve(self, texts: int) -> None:
+        """Count ``texts`` as queued, or refuse them when the model is gone or its queue full."""
         with self._cond:
             if self._exited:
                 raise Transient("the model was just unloaded; retry", code="model_unloaded")
-            if self._queued and self._queued + len(texts) > self.spec.max_queue:
+            if self._queued and self._queued + texts > self.spec.max_queue:
                 raise Overloaded(
                     f"{self._queued} texts are waiting for model '{self.model.key.ref}'; retry",
                     code="queue_full",
                 )
-            self._queued += len(texts)
-            self._inbox.append(request)
-            self._cond.notify()
-        return request.future
+            self._queued += texts
 
     # worker thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
         while (arrived := self._next_requests()) is not None:
-            self._settle(self._admit(arrived))
+            self._admit(arrived)
             if self._ready():
                 for call in self._calls(self._step()):
                     self._settle(self._encode(call))  # early answers overlap the next call
@@ -138,28 +179,15 @@ class Batcher:
             or time.monotonic() >= self._deadline()
         )
 
-    def _admit(self, requests: list[_Request]) -> list[_Outcome]:
-        """Count tokens; queue the texts of each request, or refuse one with a too long input."""
-        refused: list[_Outcome] = []
-        limit = self.model.max_tokens
-        for side in ("query", "document"):
-            group = [r for r in requests if r.side == side]
-            if not group:
-                continue
-            counts = iter(self.model.count_tokens([t for r in group for t in r.texts], side))
-            for request in group:
-                tokens = [next(counts) for _ in request.texts]
-                longest = max(range(len(tokens)), key=tokens.__getitem__)
-                if tokens[longest] > limit and not request.truncate:
-                    refused.append((request, _too_long(longest, tokens[longest], limit)))
-                    continue
-                kept = [min(n, limit) for n in tokens]
-                request.left, request.tokens = len(kept), sum(kept)
-                request.out = np.empty((len(kept), self.model.dim), np.float32)
-                self._pending[side].extend((request, i, n) for i, n in enumerate(kept))
-                self._pending_texts += len(kept)
-                self._pending_tokens += request.tokens
-        return refused
+    def _admit(self, requests: list[_Request]) -> None:
+        """Queue the texts of each request with their token counts."""
+        for request in requests:
+            lengths = request.prepared.lengths
+            request.left, request.tokens = len(lengths), sum(lengths)
+            request.out = np.empty((len(lengths), self.model.dim), np.float32)
+            self._pending[request.side].extend((request, i, n) for i, n in enumerate(lengths))
+            self._pending_texts += len(lengths)
+            self._pending_tokens += request.tokens
 
     def _step(self) -> list[_Piece]:
         """The oldest side's queued texts, first come first served, within the token budget."""
@@ -169,7 +197,7 @@ class Batcher:
             piece = queue.popleft()
             self._pending_texts -= 1
             self._pending_tokens -= piece[2]
-            if not piece[0].settled:  # a request refused or failed earlier
+            if not piece[0].settled:  # a request that failed or went away earlier
                 step.append(piece)
                 tokens += piece[2]
         return step
@@ -190,13 +218,17 @@ class Batcher:
         if not step:
             return outcomes
         requests = list(dict.fromkeys(r for r, _, _ in step))
+        first = step[0][0]
         started = time.monotonic()
         try:
-            vectors = self.model.encode([r.texts[i] for r, i, _ in step], step[0][0].side)
+            rows = [r.prepared.rows[i] for r, i, _ in step]
+            vectors = self.model.encode(rows, first.prepared.shared, first.side)
         except Exception as exc:
             log.exception("encoding failed for model %s", self.model.key.ref)
             return outcomes + [(r, exc) for r in requests]
         self._last_step = (len(step), time.monotonic() - started)
+        self.stats.encoded += len(step)
+        self.stats.forward_passes += 1
         for (request, i, _), vector in zip(step, vectors, strict=True):
             request.out[i] = vector
             request.left -= 1
@@ -208,7 +240,7 @@ class Batcher:
         answered = 0
         for request, result in outcomes:
             request.settled = True
-            answered += len(request.texts)
+            answered += len(request.prepared.lengths)
             by_loop.setdefault(request.loop, []).append((request, result))
         if not answered:
             return
@@ -229,12 +261,3 @@ def _resolve(items: list[_Outcome]) -> None:
             request.future.set_exception(result)
         else:
             request.future.set_result(result)
-
-
-def _too_long(index: int, tokens: int, limit: int) -> TooLarge:
-    return TooLarge(
-        f"input {index} has {tokens} tokens, more than the {limit} the model takes; "
-        'shorten it or send "truncate": true',
-        code="input_too_long",
-        param="input",
-    )

@@ -24,6 +24,7 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         max_batch_tokens=settings.serve_max_batch_tokens,
         batch_wait_ms=settings.serve_batch_wait_ms,
         max_inputs=settings.serve_max_inputs,
+        max_input_chars=settings.serve_max_input_chars,
         max_queue=settings.serve_max_queue,
         model_memory_bytes=settings.serve_model_memory_mb << 20,
         index_memory_bytes=settings.serve_index_memory_mb << 20,

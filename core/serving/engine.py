@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from core.errors import Conflict, InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
-from core.serving.batcher import Batcher, Encoded
+from core.serving.batcher import Batcher, Encoded, Stats
 from core.serving.lru import LoadingLRU
 from core.serving.model import ServedModel
 from core.serving.search import Hit, ServedIndex
@@ -35,6 +37,7 @@ class Engine:
         self._indexes: LoadingLRU[str, ServedIndex] = LoadingLRU(
             spec.index_memory_bytes, lambda i: i.nbytes
         )
+        self._tokenizers = ThreadPoolExecutor(spec.tokenizer_threads, "embedtune-tokenize")
 
     async def embed(
         self,
@@ -45,7 +48,8 @@ class Engine:
         truncate: bool = False,
         dimensions: int | None = None,
     ) -> Encoded:
-        """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized."""
+        """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized.
+        Inputs over ``max_input_chars`` are refused before any model work, or cut to it."""
         if not texts:
             raise InvalidInput("input is empty", code="empty_input", param="input")
         if len(texts) > self.spec.max_inputs:
@@ -54,6 +58,7 @@ class Engine:
                 code="too_many_inputs",
                 param="input",
             )
+        texts = self._bounded(texts, truncate)
         batcher = await self._batcher(key)
         dim = batcher.model.dim
         if dimensions is not None and not 1 <= dimensions <= dim:
@@ -85,12 +90,31 @@ class Engine:
         hits = await asyncio.to_thread(index.search, encoded.vectors, top_k)
         return hits, encoded.tokens
 
+    def stats(self) -> dict[ModelKey, Stats]:
+        """The work each loaded model did so far."""
+        return {b.model.key: replace(b.stats) for b in self._models.values()}
+
     def close(self) -> None:
         """Stop every model's worker after the work it has queued."""
         batchers = self._models.values()
         self._models.clear()
         for batcher in batchers:
             batcher.join(timeout=5)
+        self._tokenizers.shutdown(wait=False, cancel_futures=True)
+
+    def _bounded(self, texts: list[str], truncate: bool) -> list[str]:
+        bound = self.spec.max_input_chars
+        if truncate:
+            return [t[:bound] for t in texts]
+        for i, text in enumerate(texts):
+            if len(text) > bound:
+                raise TooLarge(
+                    f"input {i} has {len(text)} characters, more than the {bound} this server "
+                    'takes; shorten it or send "truncate": true',
+                    code="input_too_long",
+                    param=f"input[{i}]",
+                )
+        return texts
 
     async def _batcher(self, key: ModelKey) -> Batcher:
         batcher = await self._models.get(key, lambda: self._start(key))
@@ -100,6 +124,7 @@ class Engine:
         return batcher
 
     def _start(self, key: ModelKey) -> Batcher:
-        batcher = Batcher(ServedModel.wrap(key, self._load_model(key), self.spec), self.spec)
+        model = ServedModel.wrap(key, self._load_model(key), self.spec)
+        batcher = Batcher(model, self.spec, self._tokenizers)
         batcher.start()
         return batcher

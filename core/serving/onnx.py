@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,29 +71,30 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str], side: Side) -> np.ndarray:
         """float32 embeddings in input order; length-sorted batches keep padding small."""
-        import torch
-
+        st, prompt = self.embedder.st, self.embedder.instruction(side)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.embedder.st.get_embedding_dimension() or 0), np.float32)
+        out = np.empty((len(texts), st.get_embedding_dimension() or 0), np.float32)
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
-            with torch.inference_mode():
-                out[idx] = self._batch([texts[i] for i in idx], side).numpy()
+            features = st.preprocess([texts[i] for i in idx], prompt=prompt, task=side)
+            out[idx] = self.encode_features(features)
         return out
 
-    def _batch(self, texts: list[str], side: Side):  # -> torch.Tensor
+    def encode_features(self, features: dict[str, Any]) -> np.ndarray:
+        """float32 embeddings of texts that ``st.preprocess`` made into ``features``."""
         import torch
         import torch.nn.functional as F
 
-        st = self.embedder.st
-        prompt = self.embedder.instruction(side)
-        features = st[0].preprocess([prompt + t for t in texts])
         feed = {name: features[name].numpy().astype(np.int64) for name in self.inputs}
-        features["token_embeddings"] = torch.from_numpy(self.session.run(None, feed)[0])
-        for module in list(st)[1:]:
-            features = module(features)
-        vectors = features["sentence_embedding"].float()
-        return F.normalize(vectors, dim=-1) if self.embedder.config.normalize else vectors
+        with torch.inference_mode():
+            hidden = torch.from_numpy(self.session.run(None, feed)[0])
+            features = {**features, "token_embeddings": hidden}
+            for module in list(self.embedder.st)[1:]:
+                features = module(features)
+            vectors = features["sentence_embedding"].float()
+            if self.embedder.config.normalize:
+                vectors = F.normalize(vectors, dim=-1)
+        return vectors.numpy()
 
 
 def _unsupported(embedder: Embedder) -> str | None:

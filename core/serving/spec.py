@@ -16,12 +16,16 @@ class ServeSpec:
     request as soon as its last text is encoded. Before a step an idle worker waits for the
     queue to refill to the size of its last forward pass (a single client waits for nobody),
     for at most ``batch_wait_ms`` or a fifth of that pass's duration, whichever is longer.
+    Texts are tokenized before they queue, on ``tokenizer_threads`` shared by all models; a text
+    over ``max_input_chars`` is refused (or cut, with truncation) before any tokenizer sees it.
     """
 
     max_batch_size: int = 32
     max_batch_tokens: int = 8192
     batch_wait_ms: float = 2.0
     max_inputs: int = 2048  # texts in one request (OpenAI's limit)
+    max_input_chars: int = 32768  # characters per text (~4 a token: 8192 tokens); longer: 413
+    tokenizer_threads: int = 4  # requests tokenized at once, beside the models' encode threads
     max_queue: int = 16384  # texts waiting for one model before requests get 429
     model_memory_bytes: int = 4 << 30  # weights of loaded models, least recently used evicted
     index_memory_bytes: int = 4 << 30  # loaded indexes and their document texts

@@ -182,11 +182,30 @@ def test_client_mistakes_get_clear_errors(
 def test_long_inputs_are_refused_unless_truncation_is_asked(client: TestClient, model: str):
     long = " ".join(["protein"] * 200)  # the tiny model takes 64 tokens
     err = error(client.post("/v1/embeddings", json={"model": model, "input": ["ok", long]}), 413)
-    assert err["code"] == "input_too_long" and "input 1 has 202 tokens" in err["message"]
+    assert err["code"] == "input_too_long" and err["param"] == "input[1]"
+    assert "input 1 has 202 tokens" in err["message"]
     body = embed(client, model=model, input=["ok", long], truncate=True)
     assert len(body["data"]) == 2
     short = embed(client, model=model, input="ok")["usage"]["prompt_tokens"]
     assert body["usage"]["prompt_tokens"] == short + 64  # the long one counts what was kept
+
+
+def test_an_input_over_the_character_bound_gets_413_before_the_model_sees_it(
+    client: TestClient, model: str
+) -> None:
+    huge = "protein folding " * (1 << 16)  # 1 MB, past the default 32768 characters
+    embed(client, model=model, input="warm")
+    engine = client.app.state.engine
+    before = engine.stats()
+    err = error(client.post("/v1/embeddings", json={"model": model, "input": ["ok", huge]}), 413)
+    assert err["code"] == "input_too_long" and err["param"] == "input[1]"
+    assert f"{len(huge)} characters" in err["message"] and "truncate" in err["message"]
+    assert engine.stats() == before  # nothing tokenized, nothing encoded
+    cut = embed(client, model=model, input=["ok", huge], truncate=True)
+    assert (
+        cut["usage"]["prompt_tokens"]
+        == embed(client, model=model, input="ok")["usage"]["prompt_tokens"] + 64
+    )
 
 
 @pytest.fixture

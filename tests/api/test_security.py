@@ -20,27 +20,31 @@ def as_key(client: TestClient, key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {"Authorization": ""}
 
 
-def test_every_route_but_healthz_needs_a_valid_key(client: TestClient, settings: Settings):
-    paths = client.get("/openapi.json").json()["paths"]
-    revoked = create_key(settings, "admin")
-    engine = create_engine(settings.db_url)
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE api_keys SET revoked_at = now() WHERE name = 'test-admin' AND id = :id"),
-            {"id": revoked.split("_")[1]},
-        )
-    engine.dispose()
-    for bad in (None, "et_nope_nope", "not-a-key", revoked, revoked[:-1] + "x"):
-        for path, operations in paths.items():
-            for method in operations:
-                url = path.replace("{", "").replace("}", "")
-                response = client.request(method, url, headers=as_key(client, bad))
-                if path == "/healthz":
-                    assert response.status_code == 200
-                    continue
-                assert response.status_code == 401, (method, path, bad, response.text)
-                assert response.json()["error"]["code"] == "invalid_api_key"
-                assert response.headers["www-authenticate"] == "Bearer"
+def test_every_route_but_the_probes_needs_a_valid_key(settings: Settings) -> None:
+    lenient = settings.model_copy(update={"auth_failures_burst": 10_000})
+    with TestClient(create_app(lenient)) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        revoked = create_key(settings, "admin")
+        engine = create_engine(settings.db_url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE api_keys SET revoked_at = now() WHERE name = 'test-admin' AND id = :id"
+                ),
+                {"id": revoked.split("_")[1]},
+            )
+        engine.dispose()
+        for bad in (None, "et_nope_nope", "not-a-key", revoked, revoked[:-1] + "x"):
+            for path, operations in paths.items():
+                for method in operations:
+                    url = path.replace("{", "").replace("}", "")
+                    response = client.request(method, url, headers=as_key(client, bad))
+                    if path in ("/healthz", "/readyz"):
+                        assert response.status_code == 200
+                        continue
+                    assert response.status_code == 401, (method, path, bad, response.text)
+                    assert response.json()["error"]["code"] == "invalid_api_key"
+                    assert response.headers["www-authenticate"] == "Bearer"
 
 
 def test_inference_keys_cannot_submit_jobs_or_read_datasets(
@@ -86,6 +90,23 @@ def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
         assert 1 <= int(response.headers["retry-after"]) <= 10
         other = {"Authorization": f"Bearer {create_key(limited, 'user')}"}
         assert client.get("/v1/jobs", headers=other).status_code == 200  # per key
+
+
+def test_failed_keys_are_rate_limited_per_client_address(settings: Settings) -> None:
+    limited = settings.model_copy(update={"auth_failures_per_minute": 6, "auth_failures_burst": 3})
+    good = {"Authorization": f"Bearer {create_key(limited, 'user')}"}
+    app = create_app(limited)
+    neighbour = TestClient(app, client=("10.0.0.2", 50000))
+    with TestClient(app) as client:
+        assert client.get("/v1/jobs", headers=good).status_code == 200  # accepted, cached
+        wrong = [{"Authorization": "Bearer et_nope_nope"}, {}, {"X-API-Key": "guess"}]
+        assert [client.get("/v1/jobs", headers=h).status_code for h in wrong] == [401] * 3
+        refused = client.get("/v1/jobs", headers={"Authorization": "Bearer et_x_y"})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 10
+        assert client.get("/v1/jobs", headers=good).status_code == 200  # its key still works
+        assert neighbour.get("/v1/jobs", headers=wrong[0]).status_code == 401  # per address
 
 
 def revoke(settings: Settings, key: str) -> None:
