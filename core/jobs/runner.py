@@ -73,9 +73,11 @@ def _run(ctx: JobContext, claim: Claim, time_limit_errors: tuple) -> Outcome:
         if ctx.should_cancel() or isinstance(exc, Stop):
             return _stopped(ctx)
         return _finish(ctx, "failed", code=exc.code, message=exc.message)
-    except Exception as exc:
-        log.exception("job %s failed", ctx.job_id)
-        return _finish(ctx, "failed", code="internal_error", message=f"{type(exc).__name__}: {exc}")
+    except Exception:  # the details (and any server path in them) stay in the worker log
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("job %s failed (error %s)", ctx.job_id, error_id)
+        message = f"the job failed unexpectedly (error {error_id} in the worker log)"
+        return _finish(ctx, "failed", code="internal_error", message=message)
     return _finish(ctx, "succeeded", result=result)
 
 

@@ -198,3 +198,20 @@ def test_attempts_are_bounded(factory, settings, sample_id) -> None:
         )
     assert run_job(job_id, factory=factory, settings=settings, worker="w") == "failed"
     assert job(factory, job_id).error_code == "worker_lost"
+
+
+def test_an_unexpected_failure_stores_a_code_and_a_safe_message(
+    factory, settings: Settings, sample_id: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "models" / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    for weights in broken.rglob("*.safetensors"):
+        weights.write_bytes(b"not safetensors at all")
+    job_id = submit(
+        factory, EvalJob(type="eval", spec={"dataset_id": sample_id, "model": str(broken)})
+    )
+    assert run_job(job_id, factory=factory, settings=settings, worker="w") == "failed"
+    failed = job(factory, job_id)
+    assert failed.error_code == "internal_error"
+    assert "error " in failed.error_message and "worker log" in failed.error_message
+    assert str(tmp_path) not in failed.error_message and "Error:" not in failed.error_message
