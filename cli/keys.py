@@ -24,13 +24,16 @@ def _factory():
 def create(
     role: Annotated[str, typer.Option(help="admin | user | inference")] = "user",
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+    project: Annotated[str, typer.Option(help="The project whose rows it sees.")] = "default",
 ) -> None:
-    """Create a key and print it once (only its hash is stored)."""
+    """Create a key in a project and print it once (only its hash is stored)."""
     from core.auth import create_key
+    from core.projects import project_named
     from core.store.db import transaction
 
     with transaction(_factory()) as session:
-        key = create_key(session, name=name or role, role=role)
+        project_id = project_named(session, project).id
+        key = create_key(session, name=name or role, role=role, project_id=project_id)
     print(key)
 
 
@@ -41,12 +44,13 @@ def list_() -> None:
 
     with _factory()() as session:
         rows = list_keys(session)
-    table = Table("id", "name", "role", "created", "revoked")
+    table = Table("id", "name", "role", "project", "created", "revoked")
     for row in rows:
         table.add_row(
             row.id,
             row.name,
             row.role,
+            row.project_id,
             f"{row.created_at:%Y-%m-%d %H:%M}",
             f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
         )

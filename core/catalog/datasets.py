@@ -15,7 +15,7 @@ from core.datasets.stats import dataset_stats
 from core.errors import Conflict
 from core.settings import Settings
 from core.store import repos
-from core.store.tables import DatasetRow, new_id
+from core.store.tables import DEFAULT_PROJECT, DatasetRow, new_id
 
 
 def staging_dir(settings: Settings) -> Path:
@@ -39,6 +39,7 @@ def register_dataset(
     *,
     settings: Settings,
     staging: Path,
+    project_id: str = DEFAULT_PROJECT,
     name: str | None = None,
     fmt: str | None = None,
     split: str = "train",
@@ -59,6 +60,7 @@ def register_dataset(
     return repos.add_dataset(
         session,
         id=dataset_id,
+        project_id=project_id,
         name=name or ds.name,
         format=ds.source_format,
         split=split,
@@ -73,13 +75,15 @@ def register_dataset(
 def store_dataset(
     session: Session, *, settings: Settings, ds: RetrievalDataset, name: str, source_job_id: str
 ) -> DatasetRow:
-    """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder."""
+    """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder, in the
+    job's project."""
     staging = staging_dir(settings)
     save_dataset(ds, staging / name, "beir")
     return register_dataset(
         session,
         settings=settings,
         staging=staging,
+        project_id=repos.job_project(session, job_id=source_job_id),
         name=name,
         fmt="beir",
         source_job_id=source_job_id,
