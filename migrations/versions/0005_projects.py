@@ -38,7 +38,9 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column("project_id", existing_type=sa.String(length=40), nullable=False)
             batch_op.create_index(f"ix_{table}_project_id", ["project_id"])
-            batch_op.create_foreign_key(f"fk_{table}_project_id", "projects", ["project_id"], ["id"])
+            batch_op.create_foreign_key(
+                f"fk_{table}_project_id", "projects", ["project_id"], ["id"]
+            )
 
 
 def downgrade() -> None:
