@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from api.deps import SessionDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.projects import (
+    ID_PATTERN,
     KeyCreate,
     KeyCreated,
     KeyList,
@@ -53,7 +54,9 @@ def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
 @router.get("/keys", response_model=KeyList)
 def list_keys(
     session: SessionDep,
-    project_id: Annotated[str | None, Query(max_length=40, description="Only this one's.")] = None,
+    project_id: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only its keys.")
+    ] = None,
 ) -> KeyList:
     """Keys of every project (or of one), oldest first; never their secrets."""
     rows = auth.list_keys(session, project_id=project_id)
@@ -61,7 +64,9 @@ def list_keys(
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(key_id: str, session: SessionDep, request: Request) -> None:
+def revoke_key(
+    key_id: Annotated[str, Path(pattern=ID_PATTERN)], session: SessionDep, request: Request
+) -> None:
     """Revoke a key: refused from now on by this server, within the key cache's lifetime
     (``EMBEDTUNE_AUTH_CACHE_SECONDS``) by other API processes."""
     auth.revoke_key(session, key_id=key_id)

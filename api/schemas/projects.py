@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from api.schemas.common import ReadModel
 from core.store.tables import DEFAULT_PROJECT
 
+ID_PATTERN = r"^[\w-]{1,40}$"  # what ids look like: anything else is refused before SQL
+
 
 class ProjectCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="Letters, digits, '.', '_', '-'.")
@@ -29,7 +31,7 @@ class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="Who or what uses the key.")
     role: Literal["admin", "user", "inference"] = "user"
     project_id: str = Field(
-        DEFAULT_PROJECT, max_length=40, description="The project whose rows the key sees."
+        DEFAULT_PROJECT, pattern=ID_PATTERN, description="The project whose rows the key sees."
     )
 
 

@@ -304,3 +304,15 @@ def test_the_matrix_covers_every_route(app: TestClient) -> None:
         template = re.sub(r"\{(\w+)\}", lambda m: "{" + names[m[1]] + "}", path)
         for method in operations:
             assert (method, template) in covered, (method, path)
+
+
+def test_hostile_ids_on_the_admin_routes_are_422(app: TestClient, settings: Settings) -> None:
+    admin = {"Authorization": f"Bearer {create_key(settings, 'admin')}"}
+    for method, path, kwargs in (
+        ("post", "/v1/keys", {"json": {"name": "x", "project_id": "prj_\x00"}}),
+        ("get", "/v1/keys", {"params": {"project_id": "prj_\x00"}}),
+        ("delete", "/v1/keys/a%00b", {}),
+        ("post", "/v1/projects", {"json": {"name": "../x"}}),
+    ):
+        response = app.request(method, path, headers=admin, **kwargs)
+        assert response.status_code == 422, (method, path, response.text)
