@@ -7,17 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app, console
+from cli.app import app, console, server_sessions
 
 keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
-
-
-def _factory():
-    from core.settings import get_settings
-    from core.store.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(get_settings().db_url))
 
 
 @keys.command("create")
@@ -31,7 +24,7 @@ def create(
     from core.projects import project_named
     from core.store.db import transaction
 
-    with transaction(_factory()) as session:
+    with transaction(server_sessions()) as session:
         project_id = project_named(session, project).id
         key = create_key(session, name=name or role, role=role, project_id=project_id)
     print(key)
@@ -42,7 +35,7 @@ def list_() -> None:
     """List keys (ids, names, roles; never secrets)."""
     from core.auth import list_keys
 
-    with _factory()() as session:
+    with server_sessions()() as session:
         rows = list_keys(session)
     table = Table("id", "name", "role", "project", "created", "revoked")
     for row in rows:
@@ -63,6 +56,6 @@ def revoke(key_id: str) -> None:
     from core.auth import revoke_key
     from core.store.db import transaction
 
-    with transaction(_factory()) as session:
+    with transaction(server_sessions()) as session:
         revoke_key(session, key_id=key_id)
     console.print(f"revoked {key_id}")

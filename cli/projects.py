@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.app import app, console
-from cli.keys import _factory
+from cli.app import app, console, server_sessions
 
 projects = typer.Typer(
     help="Manage projects: each key sees only its project's rows.", no_args_is_help=True
@@ -20,7 +19,7 @@ def create(name: str) -> None:
     from core.projects import create_project
     from core.store.db import transaction
 
-    with transaction(_factory()) as session:
+    with transaction(server_sessions()) as session:
         project_id = create_project(session, name=name).id
     print(project_id)
 
@@ -30,7 +29,7 @@ def list_() -> None:
     """List projects (ids, names)."""
     from core.projects import list_projects
 
-    with _factory()() as session:
+    with server_sessions()() as session:
         rows = list_projects(session)
     table = Table("id", "name", "created")
     for row in rows:
