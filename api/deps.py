@@ -1,17 +1,21 @@
-"""Dependencies: settings, sessions, the enqueue function, and resources that own their 404."""
+"""Dependencies: settings, sessions, the enqueue function, and resources that own their 404.
+
+A resource of another project than the caller's answers the very 404 of a missing id, so a
+key learns nothing about other projects' rows (never a 403)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.security import Inference
 from core.jobs.service import Enqueue
 from core.settings import Settings
 from core.store import repos
-from core.store.tables import DatasetRow, JobRow, ModelRow
+from core.store.tables import DatasetRow, IndexRow, JobRow, ModelRow
 
 
 def get_settings(request: Request) -> Settings:
@@ -47,18 +51,27 @@ SessionDep = Annotated[Session, Depends(get_session)]
 EnqueueDep = Annotated[Enqueue, Depends(get_enqueue)]
 
 
-def dataset(session: SessionDep, dataset_id: str) -> DatasetRow:
-    return repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+def dataset(session: SessionDep, caller: Inference, dataset_id: str) -> DatasetRow:
+    return repos.get_or_404(
+        session, DatasetRow, dataset_id, "dataset", project_id=caller.project_id
+    )
 
 
-def job(session: SessionDep, job_id: str) -> JobRow:
-    return repos.get_or_404(session, JobRow, job_id, "job")
+def job(session: SessionDep, caller: Inference, job_id: str) -> JobRow:
+    return repos.get_or_404(session, JobRow, job_id, "job", project_id=caller.project_id)
 
 
-def model(session: SessionDep, model_id: str) -> ModelRow:
-    return repos.get_or_404(session, ModelRow, model_id, "model")
+def model(session: SessionDep, caller: Inference, model_id: str) -> ModelRow:
+    return repos.get_or_404(session, ModelRow, model_id, "model", project_id=caller.project_id)
+
+
+def index(
+    session: SessionDep, caller: Inference, index_id: Annotated[str, Path(pattern=r"^[\w-]{1,40}$")]
+) -> IndexRow:
+    return repos.get_or_404(session, IndexRow, index_id, "index", project_id=caller.project_id)
 
 
 DatasetDep = Annotated[DatasetRow, Depends(dataset)]
 JobDep = Annotated[JobRow, Depends(job)]
 ModelDep = Annotated[ModelRow, Depends(model)]
+IndexDep = Annotated[IndexRow, Depends(index)]

@@ -9,9 +9,9 @@ from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import datasets, embeddings, health, indexes, jobs, models, reports
+from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
 from api.security import KeyCache, RateLimiter, require
-from core.serving.catalog import build_engine
+from core.serving.catalog import ModelOwners, build_engine
 from core.settings import Settings, get_settings
 from core.store.db import make_engine, make_session_factory
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.factory = make_session_factory(make_engine(settings.db_url))
     app.state.engine = build_engine(settings, app.state.factory)
+    app.state.model_owners = ModelOwners(app.state.factory)
     app.state.enqueue = lambda job_id, queue: celery.send_task(RUN_JOB, args=[job_id], queue=queue)
 
     def broker_ping() -> None:
@@ -64,4 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])
+    app.include_router(projects.router, dependencies=[Depends(require("admin"))])
     return app

@@ -91,6 +91,10 @@ class KeyCache:
             self._accepted[digest] = (principal, now)
         return principal
 
+    def forget(self, key_id: str) -> None:
+        """Drop the cached principal of ``key_id`` (just revoked here)."""
+        self._accepted = {d: e for d, e in self._accepted.items() if e[0].key_id != key_id}
+
     def _lookup(self, presented: str | None) -> Principal:
         with self.factory() as session:
             return authenticate(session, presented)

@@ -29,6 +29,14 @@ FormatOpt = Annotated[
 ]
 
 
+def server_sessions() -> Any:  # -> sessionmaker[Session]
+    """Sessions on the server's database (``EMBEDTUNE_DATABASE_URL``), for operator commands."""
+    from core.settings import get_settings
+    from core.store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(get_settings().db_url))
+
+
 def print_error(exc: CoreError) -> None:
     err.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
     if isinstance(exc, DatasetInvalid):

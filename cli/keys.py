@@ -7,30 +7,26 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app, console
+from cli.app import app, console, server_sessions
 
 keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
-
-
-def _factory():
-    from core.settings import get_settings
-    from core.store.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(get_settings().db_url))
 
 
 @keys.command("create")
 def create(
     role: Annotated[str, typer.Option(help="admin | user | inference")] = "user",
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+    project: Annotated[str, typer.Option(help="The project whose rows it sees.")] = "default",
 ) -> None:
-    """Create a key and print it once (only its hash is stored)."""
+    """Create a key in a project and print it once (only its hash is stored)."""
     from core.auth import create_key
+    from core.projects import project_named
     from core.store.db import transaction
 
-    with transaction(_factory()) as session:
-        key = create_key(session, name=name or role, role=role)
+    with transaction(server_sessions()) as session:
+        project_id = project_named(session, project).id
+        key = create_key(session, name=name or role, role=role, project_id=project_id)
     print(key)
 
 
@@ -39,14 +35,15 @@ def list_() -> None:
     """List keys (ids, names, roles; never secrets)."""
     from core.auth import list_keys
 
-    with _factory()() as session:
+    with server_sessions()() as session:
         rows = list_keys(session)
-    table = Table("id", "name", "role", "created", "revoked")
+    table = Table("id", "name", "role", "project", "created", "revoked")
     for row in rows:
         table.add_row(
             row.id,
             row.name,
             row.role,
+            row.project_id,
             f"{row.created_at:%Y-%m-%d %H:%M}",
             f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "",
         )
@@ -59,6 +56,6 @@ def revoke(key_id: str) -> None:
     from core.auth import revoke_key
     from core.store.db import transaction
 
-    with transaction(_factory()) as session:
+    with transaction(server_sessions()) as session:
         revoke_key(session, key_id=key_id)
     console.print(f"revoked {key_id}")

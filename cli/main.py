@@ -13,6 +13,7 @@ from cli import (  # noqa: F401  (registers)
     mine,
     nudge,
     platform,
+    projects,
 )
 from cli.app import app, print_error
 from core.errors import CoreError

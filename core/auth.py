@@ -1,5 +1,6 @@
 """API keys: ``et_<id>_<secret>``; only a SHA-256 of the secret is stored, compared in
-constant time. Roles: admin ⊃ user ⊃ inference."""
+constant time. Roles: admin ⊃ user ⊃ inference. A key belongs to one project and sees only
+that project's rows; admin keys also manage projects and keys (of every project)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import CoreError, InvalidInput, NotFound
-from core.store.tables import ApiKeyRow, utcnow
+from core.store.tables import DEFAULT_PROJECT, ApiKeyRow, ProjectRow, utcnow
 
 Role = Literal["admin", "user", "inference"]
 ROLES: tuple[Role, ...] = ("admin", "user", "inference")
@@ -33,6 +34,7 @@ class Principal:
     key_id: str
     name: str
     role: Role
+    project_id: str
 
     def require(self, role: Role) -> None:
         if RANK[self.role] < RANK[role]:
@@ -44,14 +46,26 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, *, name: str, role: str) -> str:
-    """Store a new key and return it; the plain key is shown once, never stored."""
+def create_key(session: Session, *, name: str, role: str, project_id: str = DEFAULT_PROJECT) -> str:
+    """Store a new key of project ``project_id`` and return it; the plain key is shown once,
+    never stored."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", param="role")
+    if session.get(ProjectRow, project_id) is None:
+        raise NotFound(
+            f"project '{project_id}' does not exist", code="project_not_found", param="project_id"
+        )
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    session.add(ApiKeyRow(id=key_id, name=name, role=role, secret_hash=_hash(secret)))
+    session.add(
+        ApiKeyRow(id=key_id, name=name, role=role, project_id=project_id, secret_hash=_hash(secret))
+    )
     session.flush()
     return f"et_{key_id}_{secret}"
+
+
+def key_id_of(key: str) -> str:
+    """The id part of a well-formed key ``et_<id>_<secret>``."""
+    return key[3:].split("_", 1)[0]
 
 
 def authenticate(session: Session, presented: str | None) -> Principal:
@@ -67,11 +81,15 @@ def authenticate(session: Session, presented: str | None) -> Principal:
     expected = row.secret_hash if row is not None else _hash("no such key")
     if not hmac.compare_digest(expected, _hash(secret)) or row is None or row.revoked_at:
         raise denied
-    return Principal(row.id, row.name, row.role)  # type: ignore[arg-type]
+    return Principal(row.id, row.name, row.role, row.project_id)  # type: ignore[arg-type]
 
 
-def list_keys(session: Session) -> list[ApiKeyRow]:
-    return list(session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)))
+def list_keys(session: Session, *, project_id: str | None = None) -> list[ApiKeyRow]:
+    """Keys, oldest first; only those of ``project_id`` when given."""
+    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+    if project_id is not None:
+        query = query.where(ApiKeyRow.project_id == project_id)
+    return list(session.scalars(query))
 
 
 def revoke_key(session: Session, *, key_id: str) -> None:

@@ -77,6 +77,10 @@ TABLES = (
     "datasets",
     "api_keys",
     "idempotency_keys",
+    "projects",
+)
+DEFAULT_PROJECT_ROW = (
+    "INSERT INTO projects (id, name, created_at) VALUES ('prj_default', 'default', now())"
 )
 
 
@@ -113,7 +117,8 @@ def broker_prefix() -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settings]:
-    """Settings on the real services; the tables are emptied after each test."""
+    """Settings on the real services; the tables are emptied after each test (all but the
+    default project, which the migrations made)."""
     from sqlalchemy import create_engine, text
 
     yield Settings(
@@ -126,16 +131,17 @@ def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settin
     engine = create_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        conn.execute(text(DEFAULT_PROJECT_ROW))
     engine.dispose()
 
 
-def create_key(settings: Settings, role: str = "admin") -> str:
-    """A new API key of ``role`` in the settings' database."""
+def create_key(settings: Settings, role: str = "admin", project_id: str = "prj_default") -> str:
+    """A new API key of ``role`` in project ``project_id`` of the settings' database."""
     from core.auth import create_key as create
     from core.store.db import make_engine, make_session_factory, transaction
 
     engine = make_engine(settings.db_url)
     with transaction(make_session_factory(engine)) as session:
-        key = create(session, name=f"test-{role}", role=role)
+        key = create(session, name=f"test-{role}", role=role, project_id=project_id)
     engine.dispose()
     return key

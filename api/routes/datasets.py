@@ -68,7 +68,13 @@ async def upload_dataset(
         return replayed
     try:
         row = catalog.register_dataset(
-            session, settings=settings, staging=staging, name=name, fmt=format, split=split
+            session,
+            settings=settings,
+            staging=staging,
+            project_id=principal.project_id,
+            name=name,
+            fmt=format,
+            split=split,
         )
         session.commit()
     except BaseException:
@@ -107,10 +113,14 @@ async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -
 @router.get("", response_model=DatasetPage)
 def list_datasets(
     session: SessionDep,
+    caller: User,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetPage:
-    rows, total = repos.list_datasets(session, limit=limit, offset=offset)
+    """The datasets of the caller's project, newest first."""
+    rows, total = repos.list_datasets(
+        session, project_id=caller.project_id, limit=limit, offset=offset
+    )
     return DatasetPage(
         items=[DatasetRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )

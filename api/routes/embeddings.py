@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.embeddings import EmbeddingCreate, EmbeddingList
+from api.security import Inference
 from core.serving import Encoded, Engine, ModelKey
+from core.serving.catalog import ModelOwners
 from core.serving.vectors import to_base64
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], responses=ERROR_RESPONSES)
@@ -19,14 +21,23 @@ async def get_engine(request: Request) -> Engine:  # async: no thread hop per re
     return request.app.state.engine
 
 
+async def get_owners(request: Request) -> ModelOwners:
+    return request.app.state.model_owners
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
+OwnersDep = Annotated[ModelOwners, Depends(get_owners)]
 
 
 @router.post("/embeddings", response_model=EmbeddingList)
-async def create_embeddings(body: EmbeddingCreate, engine: EngineDep) -> Response:
-    """Embed texts, batched with concurrent requests. 404 for an unknown model, 413 for too
-    many inputs or an input over the model's maximum tokens (unless ``truncate``), 429 with
-    ``Retry-After`` when the model's queue is full."""
+async def create_embeddings(
+    body: EmbeddingCreate, engine: EngineDep, owners: OwnersDep, caller: Inference
+) -> Response:
+    """Embed texts, batched with concurrent requests. 404 for an unknown model (another
+    project's fine-tuned model is one), 413 for too many inputs or an input over the model's
+    maximum tokens (unless ``truncate``), 429 with ``Retry-After`` when the model's queue is
+    full."""
+    await owners.check(body.model, caller.project_id)
     encoded = await engine.embed(
         ModelKey(body.model),
         body.texts,

@@ -1,16 +1,22 @@
-"""/v1/indexes: search an index built by an ``index`` job."""
+"""/v1/indexes: the caller's project's indexes (built by index and nudge jobs); search one."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Path
-
-from api.deps import FactoryDep, SessionDep
+from api.deps import FactoryDep, IndexDep, SessionDep
 from api.routes.embeddings import EngineDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.embeddings import Usage
-from api.schemas.indexes import DocumentHit, QueryResult, SearchRequest, SearchResults
+from api.schemas.indexes import (
+    DocumentHit,
+    IndexList,
+    IndexRead,
+    QueryResult,
+    SearchRequest,
+    SearchResults,
+)
+from api.security import Inference
 from core.serving.catalog import load_index
 from core.store import repos
 from core.store.tables import IndexRow
@@ -18,13 +24,16 @@ from core.store.tables import IndexRow
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses=ERROR_RESPONSES)
 
 
-def index(
-    session: SessionDep, index_id: Annotated[str, Path(pattern=r"^[\w-]{1,40}$")]
-) -> IndexRow:
-    return repos.get_or_404(session, IndexRow, index_id, "index")
+@router.get("", response_model=IndexList)
+def list_indexes(session: SessionDep, caller: Inference) -> IndexList:
+    """The index versions of the caller's project, newest first."""
+    rows = repos.list_rows(session, IndexRow, project_id=caller.project_id)
+    return IndexList(items=[IndexRead.model_validate(r) for r in rows])
 
 
-IndexDep = Annotated[IndexRow, Depends(index)]
+@router.get("/{index_id}", response_model=IndexRead)
+def get_index(row: IndexDep) -> IndexRead:
+    return IndexRead.model_validate(row)
 
 
 @router.post("/{index_id}/search", response_model=SearchResults)

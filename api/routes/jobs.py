@@ -42,7 +42,12 @@ def submit_job(
         return replayed
     try:
         job = service.submit_job(
-            factory, request, enqueue=enqueue, models_dir=settings.models_dir, allow_paths=False
+            factory,
+            request,
+            enqueue=enqueue,
+            project_id=principal.project_id,
+            models_dir=settings.models_dir,
+            allow_paths=False,
         )
     except service.NotEnqueued as exc:  # stored: a retry with the key gets this job
         body = JobRead.of(exc.job).model_dump(mode="json")
@@ -62,12 +67,16 @@ def submit_job(
 @router.get("", response_model=JobPage)
 def list_jobs(
     session: SessionDep,
+    caller: User,
     type: JobType | None = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobPage:
-    rows, total = repos.list_jobs(session, type=type, status=status, limit=limit, offset=offset)
+    """The jobs of the caller's project, newest first."""
+    rows, total = repos.list_jobs(
+        session, project_id=caller.project_id, type=type, status=status, limit=limit, offset=offset
+    )
     return JobPage(items=[JobRead.of(r) for r in rows], total=total, limit=limit, offset=offset)
 
 

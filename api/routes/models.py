@@ -1,4 +1,4 @@
-"""/v1/models: base models available offline and every fine-tuned model."""
+"""/v1/models: base models available offline and the caller's project's fine-tuned models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from api.deps import ModelDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.models import ModelList, ModelRead
-from api.security import User
+from api.security import Inference, User
 from core.catalog.models import base_models, delete_model
 from core.store import repos
 from core.store.tables import ModelRow
@@ -30,9 +30,10 @@ def _read(row: ModelRow) -> ModelRead:
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: SessionDep) -> ModelList:
+def list_models(session: SessionDep, caller: Inference) -> ModelList:
     base = [ModelRead(id=m.id, kind="base", reference=m.id) for m in base_models()]
-    return ModelList(items=base + [_read(r) for r in repos.list_rows(session, ModelRow)])
+    tuned = repos.list_rows(session, ModelRow, project_id=caller.project_id)
+    return ModelList(items=base + [_read(r) for r in tuned])
 
 
 @router.get("/{model_id}", response_model=ModelRead)

@@ -1,14 +1,33 @@
-"""Index search bodies."""
+"""Index bodies: an index version as read, and searches."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from api.schemas.common import ReadModel
 from api.schemas.embeddings import Usage
 
 Text = Annotated[str, Field(min_length=1)]
+
+
+class IndexRead(ReadModel):
+    id: str
+    model: str
+    dataset_id: str
+    job_id: str | None
+    kind: str
+    size: int
+    dim: int
+    method: str = Field(description='"base", or the NUDGE variant that tuned the vectors.')
+    tuning: dict[str, Any]
+    created_at: datetime
+
+
+class IndexList(BaseModel):
+    items: list[IndexRead]
 
 
 class SearchRequest(BaseModel):

@@ -16,7 +16,7 @@ from core.errors import Conflict
 from core.names import check_name, child_path
 from core.settings import Settings
 from core.store import repos
-from core.store.tables import DatasetRow, new_id
+from core.store.tables import DEFAULT_PROJECT, DatasetRow, new_id
 
 
 def staging_dir(settings: Settings) -> Path:
@@ -40,6 +40,7 @@ def register_dataset(
     *,
     settings: Settings,
     staging: Path,
+    project_id: str = DEFAULT_PROJECT,
     name: str | None = None,
     fmt: str | None = None,
     split: str = "train",
@@ -63,6 +64,7 @@ def register_dataset(
     return repos.add_dataset(
         session,
         id=dataset_id,
+        project_id=project_id,
         name=name or ds.name,
         format=ds.source_format,
         split=split,
@@ -77,13 +79,15 @@ def register_dataset(
 def store_dataset(
     session: Session, *, settings: Settings, ds: RetrievalDataset, name: str, source_job_id: str
 ) -> DatasetRow:
-    """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder."""
+    """Store a dataset a job produced (e.g. with mined negatives) as a BEIR folder, in the
+    job's project."""
     staging = staging_dir(settings)
     save_dataset(ds, child_path(staging, name), "beir")
     return register_dataset(
         session,
         settings=settings,
         staging=staging,
+        project_id=repos.job_project(session, job_id=source_job_id),
         name=name,
         fmt="beir",
         source_job_id=source_job_id,

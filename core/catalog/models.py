@@ -26,10 +26,13 @@ def base_models() -> list[PackagedModel]:
     return [PackagedModel(ref, str(path)) for ref, path in found if path is not None]
 
 
-def model_location(session: Session, ref: str) -> str:
-    """What to load for ``ref``: a tuned model's directory, else the reference itself."""
+def model_location(session: Session, ref: str, *, project_id: str | None = None) -> str:
+    """What to load for ``ref``: a tuned model's directory, else the reference itself. With
+    ``project_id``, another project's tuned model is not one: its id is a mere reference."""
     row = session.get(ModelRow, ref)
-    return row.path if row is not None else ref
+    if row is None or project_id not in (None, row.project_id):
+        return ref
+    return row.path
 
 
 def delete_model(session: Session, *, model_id: str) -> None:

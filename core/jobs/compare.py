@@ -26,6 +26,7 @@ def add_children(session: Session, parent: JobRow, spec: CompareJobSpec) -> list
         job_type, child_spec = _child_spec(spec, method, made)
         child = repos.add_job(
             session,
+            project_id=parent.project_id,
             type=job_type,
             spec=child_spec.model_dump(mode="json"),
             dataset_id=spec.dataset_id,

@@ -30,7 +30,7 @@ from core.models.resolve import check_reference
 from core.safe_values import check_value
 from core.store import repos
 from core.store.db import transaction
-from core.store.tables import DatasetRow, JobRow, utcnow
+from core.store.tables import DEFAULT_PROJECT, DatasetRow, JobRow, utcnow
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str, str], None]
@@ -56,31 +56,35 @@ def submit_job(
     request: EvalJob | IndexJob | MineJob | FinetuneJob | NudgeJob | CompareJob,
     *,
     enqueue: Enqueue,
+    project_id: str = DEFAULT_PROJECT,
     models_dir: Path | None = None,
     allow_paths: bool = False,
 ) -> JobRow:
-    """Check the whole request, then insert the job as queued, commit, enqueue. A compare
+    """Check the whole request (the dataset and models must exist in ``project_id``; another
+    project's are as missing), then insert the job as queued, commit, enqueue. A compare
     job's children are inserted and enqueued with it. ``NotEnqueued`` when the broker fails
     after the commit: the job stays queued and the reconciler enqueues it."""
     spec = request.spec
     check_value(spec.model_dump(mode="python"))  # nothing the database cannot store
     with transaction(factory) as session:
-        repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset")
+        repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset", project_id=project_id)
         if isinstance(request, NudgeJob) and request.spec.model_from_job:
-            _check_source_job(session, request.spec.model_from_job)
+            _check_source_job(session, request.spec.model_from_job, project_id)
         else:
             ref = getattr(spec, "model", None) or getattr(spec, "base_model", None)
-            _check_model(session, ref, models_dir, allow_paths)
+            _check_model(session, ref, project_id, models_dir, allow_paths)
         if isinstance(request, MineJob):
             mining_spec(request.spec)
         elif isinstance(request, FinetuneJob):
-            finetune_spec(request.spec, model_location(session, request.spec.base_model))
+            base = model_location(session, request.spec.base_model, project_id=project_id)
+            finetune_spec(request.spec, base)
         elif isinstance(request, NudgeJob):
             nudge_spec(request.spec)
         elif isinstance(request, CompareJob):
-            _check_compare(session, request.spec)
+            _check_compare(session, request.spec, project_id)
         job = repos.add_job(
             session,
+            project_id=project_id,
             type=request.type,
             spec=spec.model_dump(mode="json"),
             dataset_id=spec.dataset_id,
@@ -98,24 +102,24 @@ def submit_job(
     return job
 
 
-def _check_source_job(session: Session, job_id: str) -> None:
-    source = repos.get_or_404(session, JobRow, job_id, "job")
+def _check_source_job(session: Session, job_id: str, project_id: str) -> None:
+    source = repos.get_or_404(session, JobRow, job_id, "job", project_id=project_id)
     if source.type != "finetune":
         raise InvalidInput(f"job '{job_id}' is not a finetune job", param="model_from_job")
 
 
-def _check_compare(session: Session, spec: CompareJobSpec) -> None:
+def _check_compare(session: Session, spec: CompareJobSpec, project_id: str) -> None:
     """Every split the children will read exists, and every fine-tune spec is valid."""
     needed = [(spec.dataset_id, spec.train_split), (spec.dataset_id, spec.test_split)]
     if spec.forgetting_dataset_id is not None:
         needed.append((spec.forgetting_dataset_id, spec.forgetting_split))
     for dataset_id, split in needed:
-        row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+        row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset", project_id=project_id)
         if split not in row.stats.get("splits", {}):
             raise InvalidInput(
                 f"dataset '{dataset_id}' has no split '{split}'", code="no_split", param="spec"
             )
-    base = model_location(session, spec.base_model)
+    base = model_location(session, spec.base_model, project_id=project_id)
     for method in spec.methods:
         if finetune := METHODS[method].finetune:
             finetune_spec(
@@ -130,11 +134,11 @@ def _check_compare(session: Session, spec: CompareJobSpec) -> None:
 
 
 def _check_model(
-    session: Session, ref: str | None, models_dir: Path | None, allow_paths: bool
+    session: Session, ref: str | None, project_id: str, models_dir: Path | None, allow_paths: bool
 ) -> None:
     if ref is None:
         raise InvalidInput("a model is required", code="invalid_model", param="model")
-    location = model_location(session, ref)
+    location = model_location(session, ref, project_id=project_id)
     if location != ref:
         return  # a fine-tuned model: its directory comes from our own table
     check_reference(ref, models_dir=models_dir, allow_paths=allow_paths)

@@ -84,7 +84,11 @@ def resolve_model(
         return _resolved(ref, "package", packaged)
     if _HUB_ID.match(ref) and ".." not in ref:
         return _resolved(ref, "hub", _hub_snapshot(ref))
-    raise NotFound(
+    raise model_not_found(ref)
+
+
+def model_not_found(ref: str) -> NotFound:
+    return NotFound(
         f"model '{ref}' is not a directory, an EmbedTune model id, a packaged model or a hub id",
         code="model_not_found",
         param="model",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import datasets as dataset_catalog
 from core.catalog.models import model_location
 from core.indexing.faiss_index import VectorIndex
 from core.models.embedder import Embedder, load_embedder
-from core.models.resolve import check_reference
+from core.models.resolve import check_reference, model_not_found
 from core.serving.engine import Engine
 from core.serving.search import ServedIndex
 from core.serving.spec import ModelKey, ServeSpec
@@ -47,6 +49,33 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         )
 
     return Engine(spec, load_model)
+
+
+class ModelOwners:
+    """Which project each tuned model id belongs to, so that a key is served only its own
+    project's tuned models; other references (base models, hub ids) serve every project.
+    A model never changes project and ids are never reused, so answers are cached (at most
+    ``size``): a busy client costs no database round trip per request."""
+
+    def __init__(self, factory: sessionmaker[Session], size: int = 4096) -> None:
+        self.factory, self.size = factory, size
+        self._owners: dict[str, str | None] = {}
+
+    async def check(self, ref: str, project_id: str) -> None:
+        """``NotFound``, the very error of an unknown model, for another project's model."""
+        owner = self._owners.get(ref)
+        if owner is None:  # not a tuned model (yet): never cached, so it is asked again
+            owner = await asyncio.to_thread(self._lookup, ref)
+            if owner is not None:
+                if len(self._owners) >= self.size:
+                    self._owners.pop(next(iter(self._owners)))  # the oldest answer
+                self._owners[ref] = owner
+        if owner not in (None, project_id):
+            raise model_not_found(ref)
+
+    def _lookup(self, ref: str) -> str | None:
+        with self.factory() as session:
+            return repos.model_project(session, model_id=ref)
 
 
 def load_index(factory: sessionmaker[Session], row: IndexRow) -> ServedIndex:

@@ -28,10 +28,13 @@ ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def get_or_404(session: Session, table: type[T], id: str, what: str) -> T:
+def get_or_404(
+    session: Session, table: type[T], id: str, what: str, *, project_id: str | None = None
+) -> T:
+    """The row ``id``; with ``project_id``, a row of another project is as missing as none."""
     # Ids with NUL bytes or absurd lengths are never stored; Postgres would refuse the query.
     row = None if "\x00" in id or len(id) > 200 else session.get(table, id)
-    if row is None:
+    if row is None or project_id not in (None, row.project_id):  # type: ignore[attr-defined]
         raise NotFound(f"{what} '{id}' does not exist", code=f"{what}_not_found", param="id")
     return row
 
@@ -46,13 +49,13 @@ def add_dataset(session: Session, **values: Any) -> DatasetRow:
     return row
 
 
-def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[DatasetRow], int]:
-    total = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+def list_datasets(
+    session: Session, *, project_id: str, limit: int, offset: int
+) -> tuple[list[DatasetRow], int]:
+    query = select(DatasetRow).where(DatasetRow.project_id == project_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
-        select(DatasetRow)
-        .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
-        .limit(limit)
-        .offset(offset)
+        query.order_by(DatasetRow.created_at.desc(), DatasetRow.id).limit(limit).offset(offset)
     )
     return list(rows), total
 
@@ -88,9 +91,15 @@ def lock_job(session: Session, *, job_id: str) -> JobRow:
 
 
 def list_jobs(
-    session: Session, *, type: str | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    project_id: str,
+    type: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[JobRow], int]:
-    query = select(JobRow)
+    query = select(JobRow).where(JobRow.project_id == project_id)
     if type:
         query = query.where(JobRow.type == type)
     if status:
@@ -106,6 +115,11 @@ def child_jobs(session: Session, *, parent_id: str) -> list[JobRow]:
     """The jobs ``parent_id`` created, oldest first."""
     query = select(JobRow).where(JobRow.parent_id == parent_id)
     return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id)))
+
+
+def job_project(session: Session, *, job_id: str) -> str:
+    """The project of job ``job_id``: what the rows it creates belong to."""
+    return session.scalars(select(JobRow.project_id).where(JobRow.id == job_id)).one()
 
 
 def update_job(session: Session, *, job_id: str, **values: Any) -> None:
@@ -221,8 +235,14 @@ def upsert_by_job(session: Session, table: type[R], *, job_id: str, **values: An
     return row
 
 
-def list_rows(session: Session, table: type[R]) -> list[R]:
-    return list(session.scalars(select(table).order_by(table.created_at.desc())))
+def model_project(session: Session, *, model_id: str) -> str | None:
+    """The project of tuned model ``model_id``; None when there is no such model."""
+    return session.scalar(select(ModelRow.project_id).where(ModelRow.id == model_id))
+
+
+def list_rows(session: Session, table: type[R], *, project_id: str) -> list[R]:
+    query = select(table).where(table.project_id == project_id)
+    return list(session.scalars(query.order_by(table.created_at.desc(), table.id)))
 
 
 # idempotency keys --------------------------------------------------------------------------

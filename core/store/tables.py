@@ -46,10 +46,28 @@ class Base(DeclarativeBase):
     }
 
 
+DEFAULT_PROJECT = "prj_default"  # made by migration 0005; keys and rows without one go here
+
+
+class ProjectRow(Base):
+    """A tenant: every dataset, job, model, index and API key belongs to one project."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("prj"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def project_column() -> Mapped[str]:
+    return mapped_column(ForeignKey("projects.id"), index=True, default=DEFAULT_PROJECT)
+
+
 class DatasetRow(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ds"))
+    project_id: Mapped[str] = project_column()
     name: Mapped[str] = mapped_column(String(200))
     format: Mapped[str] = mapped_column(String(40))
     split: Mapped[str] = mapped_column(String(40), default="train")  # for single-split formats
@@ -66,6 +84,7 @@ class JobRow(Base):
     __table_args__ = (Index("ix_jobs_status_type", "status", "type"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    project_id: Mapped[str] = project_column()
     type: Mapped[str] = mapped_column(String(20))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="queued")
@@ -127,6 +146,7 @@ class ModelRow(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mdl"))
+    project_id: Mapped[str] = project_column()
     reference: Mapped[str] = mapped_column(Text)  # what loads it: this id for tuned models
     kind: Mapped[str] = mapped_column(String(20))  # "finetuned"
     method: Mapped[str | None] = mapped_column(String(20))
@@ -142,6 +162,7 @@ class IndexRow(Base):
     __tablename__ = "indexes"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("idx"))
+    project_id: Mapped[str] = project_column()
     model: Mapped[str] = mapped_column(Text)
     model_fingerprint: Mapped[str] = mapped_column(String(64))
     dataset_id: Mapped[str] = mapped_column(
@@ -165,6 +186,7 @@ class ApiKeyRow(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = project_column()
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))  # admin | user | inference
     secret_hash: Mapped[str] = mapped_column(String(64))

@@ -1,4 +1,5 @@
-"""Alembic creates the whole schema, and the migrations run down and up again on Postgres."""
+"""Alembic creates the whole schema, the migrations run down and up again on Postgres, and
+existing rows survive the upgrade to projects on SQLite and Postgres."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from core.store.db import alembic_config
+from core.store.db import alembic_config, make_engine
 from core.store.tables import Base
 from tests.conftest import PG_ADMIN
 
@@ -54,3 +55,85 @@ def test_migrations_match_the_tables(empty_db: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+SEED_0004 = [  # one row of each owned table, as revision 0004 stored them
+    "INSERT INTO datasets (id, name, format, split, stats, path, checksum, size_bytes, "
+    "created_at) VALUES ('ds_old', 'old', 'beir', 'train', '{}', '/nowhere', 'c', 1, :now)",
+    "INSERT INTO jobs (id, type, spec, status, dataset_id, progress, current_step, result, "
+    "attempts, cancel_requested, created_at) VALUES ('job_old', 'eval', '{}', 'succeeded', "
+    "'ds_old', 1, 0, '{}', 1, false, :now)",
+    "INSERT INTO job_events (job_id, at, kind, level, message, data) "
+    "VALUES ('job_old', :now, 'state', 'info', 'succeeded', '{}')",
+    "INSERT INTO models (id, reference, kind, path, job_id, dataset_id, metrics, created_at) "
+    "VALUES ('mdl_old', 'mdl_old', 'finetuned', '/nowhere', 'job_old', 'ds_old', '{}', :now)",
+    "INSERT INTO indexes (id, model, model_fingerprint, dataset_id, path, kind, size, dim, "
+    "created_at) VALUES ('idx_old', 'mdl_old', 'f', 'ds_old', '/nowhere', 'flat', 1, 2, :now)",
+    "INSERT INTO api_keys (id, name, role, secret_hash, created_at) "
+    "VALUES ('oldkey', 'ops', 'user', :hash, :now)",
+]
+OLD_KEY = "et_oldkey_s3cret"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def old_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A database at revision 0004 holding a row of each table that gains a project."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("empty_db")
+    )
+    command.upgrade(alembic_config(url), "0004")
+    engine = make_engine(url)
+    params = {"now": datetime.now(UTC), "hash": hashlib.sha256(b"s3cret").hexdigest()}
+    with engine.begin() as conn:
+        for statement in SEED_0004:
+            conn.execute(text(statement), params)
+    engine.dispose()
+    yield url
+
+
+def test_existing_rows_join_the_default_project(old_db: str, tmp_path) -> None:
+    """After the upgrade an old key still works and sees the old rows; a new project's key
+    sees none of them. Downgrading keeps every row."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from core.settings import Settings
+    from tests.conftest import REDIS, create_key
+
+    config = alembic_config(old_db)
+    command.upgrade(config, "head")
+    engine = make_engine(old_db)
+    with engine.begin() as conn:
+        for table in ("datasets", "jobs", "models", "indexes", "api_keys"):
+            owners = conn.execute(text(f"SELECT DISTINCT project_id FROM {table}")).scalars()
+            assert list(owners) == ["prj_default"], table
+        assert conn.execute(text("SELECT count(*) FROM job_events")).scalar() == 1
+        assert conn.execute(text("SELECT dataset_id FROM models")).scalar() == "ds_old"
+        conn.execute(text("INSERT INTO projects VALUES ('prj_new', 'new', '2026-12-01')"))
+    broker = REDIS if old_db.startswith("postgres") else None
+    settings = Settings(
+        data_dir=tmp_path / "var", database_url=old_db, broker_url=broker, reconcile_seconds=0
+    )
+    new_key = create_key(settings, "admin", "prj_new")
+    with TestClient(create_app(settings)) as client:
+        for key, total in ((OLD_KEY, 1), (new_key, 0)):
+            headers = {"Authorization": f"Bearer {key}"}
+            assert client.get("/v1/datasets", headers=headers).json()["total"] == total
+            assert client.get("/v1/jobs", headers=headers).json()["total"] == total
+            indexes = client.get("/v1/indexes", headers=headers).json()["items"]
+            assert [i["id"] for i in indexes] == ["idx_old"] * total
+        old = {"Authorization": f"Bearer {OLD_KEY}"}
+        assert client.get("/v1/models/mdl_old", headers=old).json()["job_id"] == "job_old"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_keys WHERE project_id = 'prj_new'"))
+        conn.execute(text("DELETE FROM projects WHERE id = 'prj_new'"))
+    command.downgrade(config, "0004")
+    with engine.connect() as conn:
+        for table in ("datasets", "jobs", "job_events", "models", "indexes", "api_keys"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1, table
+    engine.dispose()

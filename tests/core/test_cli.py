@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
+REPO = Path(__file__).resolve().parents[2]  # this checkout's code, whatever is installed
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EMBEDTUNE_DATA_DIR": str(cwd / "var"), "COLUMNS": "160"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -83,3 +85,19 @@ def test_convert_then_validate(sample_dir: Path, tmp_path: Path) -> None:
     data = json.loads(target.read_text())
     assert len(data["relevant_docs"]) == 300
     assert run_cli("validate", str(target), cwd=tmp_path).returncode == 0
+
+
+def test_projects_and_keys_in_them(tmp_path: Path) -> None:
+    assert run_cli("migrate", cwd=tmp_path).returncode == 0
+    made = run_cli("projects", "create", "acme", cwd=tmp_path)
+    assert made.returncode == 0 and made.stdout.startswith("prj_")
+    assert run_cli("projects", "create", "acme", cwd=tmp_path).returncode == 2
+    listed = run_cli("projects", "list", cwd=tmp_path).stdout
+    assert "default" in listed and "acme" in listed
+    key = run_cli("keys", "create", "--project", "acme", "--name", "ci", cwd=tmp_path)
+    assert key.returncode == 0 and key.stdout.startswith("et_")
+    assert run_cli("keys", "create", cwd=tmp_path).stdout.startswith("et_")  # default project
+    keys = run_cli("keys", "list", cwd=tmp_path).stdout
+    assert made.stdout.strip() in keys and "prj_default" in keys
+    missing = run_cli("keys", "create", "--project", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "project_not_found" in missing.stderr
