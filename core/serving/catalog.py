@@ -63,14 +63,12 @@ class ModelOwners:
 
     async def check(self, ref: str, project_id: str) -> None:
         """``NotFound``, the very error of an unknown model, for another project's model."""
-        owner = self._owners.get(ref)
-        if owner is None:  # not a tuned model (yet): never cached, so it is asked again
+        if ref not in self._owners:
             owner = await asyncio.to_thread(self._lookup, ref)
-            if owner is not None:
-                if len(self._owners) >= self.size:
-                    self._owners.pop(next(iter(self._owners)))  # the oldest answer
-                self._owners[ref] = owner
-        if owner not in (None, project_id):
+            if len(self._owners) >= self.size:
+                self._owners.pop(next(iter(self._owners)))  # the oldest answer
+            self._owners[ref] = owner
+        if self._owners[ref] not in (None, project_id):
             raise model_not_found(ref)
 
     def _lookup(self, ref: str) -> str | None:
