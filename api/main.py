@@ -11,23 +11,21 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
 from api.security import KeyCache, RateLimiter, require
-from core.serving.catalog import ModelOwners, build_engine
-from core.settings import Settings, get_settings
-from core.store.db import make_engine, make_session_factory
+from core.bootstrap import bootstrap
+from core.serving.catalog import ModelOwners
+from core.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from workers.app import RUN_JOB, create_celery
-    from workers.reconciler import Reconciler
-
-    settings = settings or get_settings()
+    """The API of one platform (``core.bootstrap``). It sends jobs to the broker; the
+    reconciler runs as its own process (``embedtune reconciler``), never in an API replica."""
+    platform = bootstrap(settings)
+    settings = platform.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reconciler.start()  # re-enqueues jobs that faults left behind
         yield
-        reconciler.stop()
-        app.state.engine.close()
+        platform.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -36,19 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Fine-tune retrieval embedding models on your data, "
         "prove it with numbers, serve them.",
     )
-    celery = create_celery(settings)
     app.state.settings = settings
-    app.state.factory = make_session_factory(make_engine(settings.db_url))
-    app.state.engine = build_engine(settings, app.state.factory)
-    app.state.model_owners = ModelOwners(app.state.factory)
-    app.state.enqueue = lambda job_id, queue: celery.send_task(RUN_JOB, args=[job_id], queue=queue)
-
-    def broker_ping() -> None:
-        with celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-
-    app.state.broker_ping = broker_ping
-    reconciler = Reconciler(app.state.factory, settings, celery, app.state.enqueue)
+    app.state.factory = platform.factory
+    app.state.engine = platform.serving
+    app.state.model_owners = ModelOwners(platform.factory)
+    app.state.enqueue = platform.enqueue
+    app.state.broker_ping = platform.broker_ping
     failures = RateLimiter(
         settings.auth_failures_per_minute,
         settings.auth_failures_burst,

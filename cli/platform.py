@@ -47,13 +47,27 @@ def worker(queues: QueuesOpt = "cpu,gpu", concurrency: int = 1) -> None:
     os.execvp(sys.executable, _worker_argv(queues, concurrency))
 
 
+@app.command()
+def reconciler() -> None:
+    """Re-enqueue lost jobs and take back stale ones: one per deployment (a second one waits
+    as a standby), every EMBEDTUNE_RECONCILE_SECONDS."""
+    import signal
+    import threading
+
+    from core.bootstrap import bootstrap
+    from workers.reconciler import run_forever
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_forever(bootstrap(), stop)
+
+
 def _worker_argv(queues: str, concurrency: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "celery",
-        "-A",
-        "workers.tasks:celery",
+        "workers",
         "worker",
         "-Q",
         queues,
@@ -68,11 +82,17 @@ def _worker_argv(queues: str, concurrency: int) -> list[str]:
 
 @app.command()
 def up(host: str | None = None, port: int | None = None, queues: QueuesOpt = "cpu,gpu") -> None:
-    """Migrate, then run the API and one worker together (single machine, no services)."""
+    """Migrate, then run the API, one worker and the reconciler together (single machine,
+    no services)."""
     migrate()
-    process = subprocess.Popen(_worker_argv(queues, 1))
+    processes = [
+        subprocess.Popen(_worker_argv(queues, 1)),
+        subprocess.Popen([sys.executable, "-m", "cli", "reconciler"]),
+    ]
     try:
         api(host, port)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)

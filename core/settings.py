@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     serve_onnx: bool = True  # CPU models' transformers run in ONNX Runtime (core/serving/onnx.py)
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
-    reconcile_seconds: float = 30.0  # how often the API re-enqueues lost and stale jobs
+    reconcile_seconds: float = 30.0  # how often the reconciler re-enqueues lost and stale jobs
     # Idempotency-Key records: a reservation whose request never answered (its API process
     # died) may be taken over after this long; answered ones are forgotten after the TTL.
     idempotency_pending_seconds: float = 600.0

@@ -70,6 +70,7 @@ PG_ADMIN = os.environ.get("EMBEDTUNE_TEST_PG", "postgresql+psycopg://postgres@12
 REDIS = os.environ.get("EMBEDTUNE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TABLES = (
     "metrics",
+    "job_dependencies",
     "job_events",
     "models",
     "indexes",

@@ -1,56 +1,82 @@
-"""A background thread that runs the reconciler every few seconds (started by the API)."""
+"""The reconciler process (``embedtune reconciler``): one per deployment, every few seconds.
+
+Two started by mistake never run at once: each holds a lock while it works, a Postgres
+advisory lock (taken on a connection kept for the purpose) or, on SQLite, a file lock in the
+data directory; the other waits as a standby and takes over if the first one dies.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import text
 
+from core.bootstrap import Platform
 from core.jobs.reconcile import reconcile
-from core.jobs.service import Enqueue
-from core.settings import Settings
 from workers.broker import broker_job_ids
 
 log = logging.getLogger(__name__)
+LOCK_KEY = 0x656D6265  # "embe": the advisory lock id of the reconciler
+HELD = text(
+    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = :k "
+    "AND pid = pg_backend_pid() AND granted"
+)
 
 
-class Reconciler:
-    def __init__(
-        self, factory: sessionmaker[Session], settings: Settings, celery: Celery, enqueue: Enqueue
-    ) -> None:
-        self.factory, self.settings, self.celery, self.enqueue = factory, settings, celery, enqueue
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="reconciler")
+def run_once(platform: Platform) -> None:
+    done = reconcile(
+        platform.factory,
+        platform.settings,
+        enqueue=platform.enqueue,
+        broker_job_ids=lambda: broker_job_ids(platform.celery, platform.settings),
+    )
+    for name, ids in vars(done).items():
+        if ids:
+            log.warning("reconciler %s: %s", name, ids if isinstance(ids, int) else ", ".join(ids))
 
-    def start(self) -> None:
-        if self.settings.reconcile_seconds > 0:
-            self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+def run_forever(platform: Platform, stop: threading.Event) -> None:
+    """Reconcile every ``reconcile_seconds`` while holding the lock, until ``stop`` is set."""
+    every = max(platform.settings.reconcile_seconds, 0.5)
+    while not stop.is_set():
+        try:
+            with single_instance(platform) as holds:
+                while holds() and not stop.is_set():
+                    try:
+                        run_once(platform)
+                    except Exception:  # the database or broker is down: try again next round
+                        log.warning("reconciler pass failed", exc_info=True)
+                    stop.wait(every)
+        except Exception:  # the lock's connection went away: look for the lock again
+            log.warning("reconciler lost its lock", exc_info=True)
+        stop.wait(every)  # a standby: look for the lock again
 
-    def run_once(self) -> None:
-        done = reconcile(
-            self.factory,
-            self.settings,
-            enqueue=self.enqueue,
-            broker_job_ids=lambda: broker_job_ids(self.celery, self.settings),
-        )
-        for name, ids in vars(done).items():
-            if ids:
-                log.warning(
-                    "reconciler %s: %s", name, ids if isinstance(ids, int) else ", ".join(ids)
-                )
 
-    def _loop(self) -> None:
-        while True:
+@contextmanager
+def single_instance(platform: Platform) -> Iterator[Callable[[], bool]]:
+    """``holds()``: whether this process still holds the reconciler lock."""
+    if platform.db.dialect.name == "postgresql":
+        with platform.db.connect() as conn:
+            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
             try:
-                self.run_once()
-            except Exception:  # the database or broker is down: try again next round
-                log.warning("reconciler pass failed", exc_info=True)
-            if self._stop.wait(self.settings.reconcile_seconds):
-                return
+                yield lambda: held and conn.scalar(HELD, {"k": LOCK_KEY}) is not None
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+        return
+    path = platform.settings.data_dir / "reconciler.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield lambda: False
+            return
+        try:
+            yield lambda: True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -122,10 +124,6 @@ def job_project(session: Session, *, job_id: str) -> str:
     return session.scalars(select(JobRow.project_id).where(JobRow.id == job_id)).one()
 
 
-def update_job(session: Session, *, job_id: str, **values: Any) -> None:
-    session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-
-
 def update_leased(session: Session, *, job_id: str, token: str, **values: Any) -> bool:
     """Update a job only while ``token`` holds its lease; False when the lease is gone."""
     result = session.execute(
@@ -196,10 +194,20 @@ def list_events(session: Session, *, job_id: str, after: int, limit: int) -> lis
 
 
 def add_metrics(session: Session, *, job_id: str, step: int, values: dict[str, float]) -> None:
-    now = utcnow()
-    session.add_all(
-        MetricRow(job_id=job_id, step=step, name=name, value=float(value), at=now)
+    """Record ``values`` at ``step``; a step recorded again (a resumed job) is overwritten."""
+    if not values:
+        return
+    rows = [
+        {"job_id": job_id, "step": step, "name": name, "value": float(value), "at": utcnow()}
         for name, value in values.items()
+    ]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(MetricRow).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["job_id", "name", "step"],
+            set_={"value": statement.excluded.value, "at": statement.excluded.at},
+        )
     )
 
 
@@ -213,10 +221,6 @@ def metric_series(
     for row in session.scalars(query.order_by(MetricRow.name, MetricRow.step, MetricRow.id)):
         series.setdefault(row.name, []).append((row.step, row.value, row.at))
     return series
-
-
-def clear_metrics(session: Session, *, job_id: str) -> None:
-    session.execute(delete(MetricRow).where(MetricRow.job_id == job_id))
 
 
 # models and indexes ------------------------------------------------------------------------

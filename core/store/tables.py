@@ -128,9 +128,22 @@ class JobEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class JobDependencyRow(Base):
+    """``job_id`` runs once ``depends_on`` has finished; with ``required``, only if it
+    succeeded (it fails or is cancelled with it otherwise)."""
+
+    __tablename__ = "job_dependencies"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    depends_on: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    required: Mapped[bool] = mapped_column(Boolean)
+
+
 class MetricRow(Base):
     __tablename__ = "metrics"
-    __table_args__ = (Index("ix_metrics_job_name_step", "job_id", "name", "step"),)
+    __table_args__ = (Index("ux_metrics_job_name_step", "job_id", "name", "step", unique=True),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -137,3 +137,32 @@ def test_existing_rows_join_the_default_project(old_db: str, tmp_path) -> None:
         for table in ("datasets", "jobs", "job_events", "models", "indexes", "api_keys"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1, table
     engine.dispose()
+
+
+def test_a_step_recorded_twice_keeps_its_last_value(old_db: str) -> None:
+    """0006 keys metrics by (job, name, step): duplicates a resumed job wrote collapse to the
+    last one, and recording a step again overwrites it."""
+    from core.store import repos
+    from core.store.db import make_session_factory, transaction
+
+    config = alembic_config(old_db)
+    command.upgrade(config, "0005")
+    engine = make_engine(old_db)
+    with engine.begin() as conn:
+        for value in (1.0, 2.0):
+            conn.execute(
+                text(
+                    "INSERT INTO metrics (job_id, step, name, value, at) "
+                    "VALUES ('job_old', 5, 'loss', :v, '2026-12-01')"
+                ),
+                {"v": value},
+            )
+    command.upgrade(config, "head")
+    engine.dispose()  # SQLite: a connection opened before the migration keeps the old schema
+    with transaction(make_session_factory(engine)) as session:
+        repos.add_metrics(session, job_id="job_old", step=6, values={"loss": 0.5})
+        repos.add_metrics(session, job_id="job_old", step=6, values={"loss": 0.25})
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT step, value FROM metrics ORDER BY step")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(5, 2.0), (6, 0.25)]

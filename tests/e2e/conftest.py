@@ -39,8 +39,9 @@ def e2e_settings(
     )
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    env = {
+def process_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a worker or reconciler process at ``settings``."""
+    return {
         **os.environ,
         "EMBEDTUNE_DATA_DIR": str(settings.data_dir),
         "EMBEDTUNE_DATABASE_URL": settings.db_url,
@@ -51,13 +52,15 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
         "EMBEDTUNE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
         "EMBEDTUNE_LEASE_SECONDS": str(settings.lease_seconds),
         "EMBEDTUNE_JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
+        "EMBEDTUNE_RECONCILE_SECONDS": str(settings.reconcile_seconds),
     }
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
     argv = [
         sys.executable,
         "-m",
-        "celery",
-        "-A",
-        "workers.tasks:celery",
+        "workers",
         "worker",
         "-Q",
         "cpu,gpu",
@@ -73,7 +76,7 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(  # its own session, so a test can kill the whole worker
         argv,
         start_new_session=True,
-        env=env,
+        env=process_env(settings),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parents[2],
@@ -100,7 +103,25 @@ def worker(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def api(e2e_settings: Settings) -> Iterator[TestClient]:
+def reconciler(
+    e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen]:
+    """The deployment's one reconciler process (``embedtune reconciler``)."""
+    log = tmp_path_factory.mktemp("reconciler") / "reconciler.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "reconciler"],
+        env=process_env(e2e_settings),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def api(e2e_settings: Settings, reconciler: subprocess.Popen) -> Iterator[TestClient]:
     headers = {"Authorization": f"Bearer {create_key(e2e_settings)}"}
     with TestClient(create_app(e2e_settings), headers=headers) as client:
         yield client

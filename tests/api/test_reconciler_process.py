@@ -1,0 +1,81 @@
+"""The reconciler runs in exactly one process per deployment: a second one is a standby."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from core.bootstrap import bootstrap
+from core.settings import Settings
+from core.store.db import transaction, upgrade
+from core.store.tables import DatasetRow, JobRow, utcnow
+from tests.e2e.conftest import process_env
+from workers.reconciler import single_instance
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "postgres":
+        return request.getfixturevalue("settings")
+    sqlite = Settings(data_dir=tmp_path / "var")
+    upgrade(sqlite.db_url)
+    return sqlite
+
+
+def test_a_second_reconciler_waits_until_the_first_lets_go(backend: Settings) -> None:
+    first, second = bootstrap(backend), bootstrap(backend)
+    try:
+        with single_instance(first) as first_holds:
+            assert first_holds()
+            with single_instance(second) as second_holds:
+                assert not second_holds()
+        with single_instance(second) as second_holds:
+            assert second_holds()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_reconciler_process_takes_back_a_lost_job(settings: Settings, tmp_path: Path) -> None:
+    """A queued job the broker never got is enqueued by the ``embedtune reconciler`` process."""
+    quick = settings.model_copy(update={"reconcile_seconds": 0.5})
+    platform = bootstrap(quick)
+    with transaction(platform.factory) as session:
+        session.add(
+            DatasetRow(
+                id="ds_x", name="x", format="beir", stats={}, path="-", checksum="-", size_bytes=0
+            )
+        )
+        session.flush()
+        session.add(
+            JobRow(
+                id="job_lost",
+                type="eval",
+                spec={"dataset_id": "ds_x", "model": "m"},
+                dataset_id="ds_x",
+                enqueued_at=utcnow() - timedelta(minutes=5),
+            )
+        )
+    log = tmp_path / "reconciler.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "reconciler"],
+        env=process_env(quick),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"reenqueued_lost: job_lost" not in log.read_bytes():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        platform.close()
