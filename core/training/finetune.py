@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
+from core.datasets.split import hold_out
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
@@ -48,6 +49,12 @@ def run_finetune(
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
+    if val and val != train_split:
+        dataset, overlap = hold_out(dataset, train_split, val)
+        if overlap:
+            reporter.on_event(
+                f"{overlap} queries of '{val}' are also in '{train_split}': not trained on"
+            )
     if spec.mine_negatives and _lacks_negatives(spec, dataset, train_split):
         dataset = _mine(spec, dataset, train_split, base, cache, reporter, should_cancel)
     if note := _negatives_note(spec, dataset, train_split):
