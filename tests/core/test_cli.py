@@ -83,3 +83,38 @@ def test_convert_then_validate(sample_dir: Path, tmp_path: Path) -> None:
     data = json.loads(target.read_text())
     assert len(data["relevant_docs"]) == 300
     assert run_cli("validate", str(target), cwd=tmp_path).returncode == 0
+
+
+def test_the_worker_of_up_dies_with_its_parent_even_when_killed(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time; from cli.platform import die_with_parent; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], "
+            "preexec_fn=die_with_parent(os.getpid())); "
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.monotonic() + 30
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)  # still there (or a zombie awaiting init)
+            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child outlived its killed parent")
