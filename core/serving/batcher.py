@@ -234,7 +234,8 @@ def _resolve(items: list[_Outcome]) -> None:
 def _too_long(index: int, tokens: int, limit: int) -> TooLarge:
     return TooLarge(
         f"input {index} has {tokens} tokens, more than the {limit} the model takes; "
-        'shorten it or send "truncate": true',
+        'shorten it or send the request field "truncate": true to cut it (openai client: '
+        "extra_body={'truncate': True})",
         code="input_too_long",
         param="input",
     )

@@ -12,6 +12,7 @@ from core.serving.lru import LoadingLRU
 from core.serving.model import ServedModel
 from core.serving.search import Hit, ServedIndex
 from core.serving.spec import ModelKey, ServeSpec
+from core.serving.token_ids import refused
 from core.serving.vectors import shorten
 
 LoadModel = Callable[[ModelKey], Embedder]
@@ -42,10 +43,11 @@ class Engine:
         texts: list[str],
         *,
         side: Side = "document",
-        truncate: bool = False,
+        truncate: bool | None = None,
         dimensions: int | None = None,
     ) -> Encoded:
-        """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized."""
+        """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized.
+        ``truncate`` None takes the spec's default for the model."""
         if not texts:
             raise InvalidInput("input is empty", code="empty_input", param="input")
         if len(texts) > self.spec.max_inputs:
@@ -62,10 +64,21 @@ class Engine:
                 code="invalid_dimensions",
                 param="dimensions",
             )
+        if truncate is None:
+            truncate = self.spec.truncates(key.ref)
         encoded = await batcher.submit(texts, side, truncate)
         if dimensions is None or dimensions == dim:
             return encoded
         return Encoded(shorten(encoded.vectors, dimensions), encoded.tokens)
+
+    async def decode(self, key: ModelKey, inputs: list[list[int]]) -> list[str]:
+        """Texts of token ids in the model's own vocabulary (special tokens left out)."""
+        batcher = await self._batcher(key)
+        size = batcher.model.tokenizer.get_vocab_size()
+        for i, ids in enumerate(inputs):
+            if max(ids) >= size:
+                raise refused(i, f"include ids beyond the model's vocabulary of {size}")
+        return batcher.model.tokenizer.decode_batch(inputs, skip_special_tokens=True)
 
     async def search(
         self, index_id: str, load: Callable[[], ServedIndex], queries: list[str], top_k: int

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -26,6 +27,12 @@ class ServeSpec:
     model_memory_bytes: int = 4 << 30  # weights of loaded models, least recently used evicted
     index_memory_bytes: int = 4 << 30  # loaded indexes and their document texts
     onnx_dir: Path | None = None  # where CPU models' ONNX exports live; None: PyTorch only
+    truncate: bool = True  # over-long inputs of requests that do not say: cut (True) or 413
+    truncate_models: Mapping[str, bool] = field(default_factory=dict)  # per model reference
+
+    def truncates(self, ref: str) -> bool:
+        """Whether a request for model ``ref`` that sends no ``truncate`` gets truncation."""
+        return self.truncate_models.get(ref, self.truncate)
 
 
 @dataclass(frozen=True)
