@@ -84,7 +84,7 @@ def test_finetune_job_produces_a_listed_model_that_evaluates(
     assert job["status"] == "succeeded", job["error"]
     assert seen == sorted(seen)
     model_id = job["result"]["model_id"]
-    models = {m["id"]: m for m in api.get("/v1/models").json()["items"]}
+    models = {m["id"]: m for m in api.get("/v1/models").json()["data"]}
     assert models[model_id]["kind"] == "finetuned" and models[model_id]["job_id"] == job_id
     assert "ndcg@10" in models[model_id]["metrics"]["after"]
     series = api.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
@@ -114,4 +114,4 @@ def test_cancelling_a_running_finetune_ends_cancelled_within_seconds(
     assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     job, _ = wait_for(api, job_id, timeout=20)
     assert job["status"] == "cancelled"
-    assert not any(m["job_id"] == job_id for m in api.get("/v1/models").json()["items"])
+    assert not any(m["job_id"] == job_id for m in api.get("/v1/models").json()["data"])
