@@ -114,5 +114,10 @@ def print_report(report: Any) -> None:
     for row in report.table():
         table.add_row(*row)
     console.print(table)
+    if report.truncated:
+        console.print(
+            f"truncated at {report.model_config['max_seq_length']} tokens: "
+            f"{report.truncated['documents']} documents, {report.truncated['queries']} queries"
+        )
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     console.print(f"time: {timing}; corpus cache hits: {report.cache.get('corpus_hits', 0)}")

@@ -49,7 +49,7 @@ class Embedder:
         counts: list[int] = []
         for start in range(0, len(texts), CHUNK):
             chunk = [prompt + t for t in texts[start : start + CHUNK]]
-            ids = self.st.tokenizer(chunk, add_special_tokens=True, truncation=False)["input_ids"]
+            ids = self.st.tokenizer(chunk, truncation=False, verbose=False)["input_ids"]
             counts.extend(len(i) for i in ids)
         return counts
 

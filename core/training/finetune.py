@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out
-from core.evaluation.evaluator import EvalSpec, evaluate
+from core.evaluation.evaluator import EvalSpec, evaluate, truncated_counts
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
 from core.models.loading import fingerprint, load_sentence_transformer
@@ -59,6 +59,7 @@ def run_finetune(
         dataset = _mine(spec, dataset, train_split, base, cache, reporter, should_cancel)
     if note := _negatives_note(spec, dataset, train_split):
         reporter.on_event(note)
+    reporter.on_event(_truncation_note(base, dataset, train_split))
     before = _evaluate(dataset, base, val, cache)
     splits = (train_split, val)
     hooks = {"reporter": reporter, "should_cancel": should_cancel, "resume": resume}
@@ -100,6 +101,17 @@ def _base_embedder(spec: FinetuneSpec, models_dir: Path | None) -> Embedder:
 
 def _wants_negatives(spec: FinetuneSpec) -> bool:
     return spec.loss != "cosent" and spec.num_hard_negatives > 0
+
+
+def _truncation_note(base: Embedder, ds: RetrievalDataset, split: str) -> str:
+    """How many of the split's queries and the corpus documents training cuts to length."""
+    judged = ds.qrels.get(split, ds.scores)  # scored pairs (CoSENT) have no judgments
+    queries = [ds.queries[q].text for q in judged if q in ds.queries]
+    cut = truncated_counts(base, [d.full_text for d in ds.corpus.values()], queries)
+    return (
+        f"texts over {base.max_seq_length} tokens are truncated: {cut['documents']} of "
+        f"{len(ds.corpus)} documents, {cut['queries']} of {len(queries)} '{split}' queries"
+    )
 
 
 def _lacks_negatives(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> bool:
