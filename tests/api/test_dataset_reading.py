@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from core.catalog import datasets as catalog
+from core.settings import Settings
+from core.store.db import make_engine, make_session_factory
+from core.store.tables import DatasetRow
 from tests.api.test_jobs import eval_job
 
 
@@ -54,3 +60,30 @@ def test_a_split_the_dataset_lacks_is_refused_at_submission(client: TestClient) 
     error = response.json()["error"]
     assert error["code"] == "no_split" and "splits: train, val" in error["message"]
     assert client.post("/v1/jobs", json=eval_job(dataset["id"], split="val")).status_code == 202
+
+
+def test_upload_with_a_model_reports_lengths_in_its_tokens(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    shutil.copytree(tiny_model_dir, settings.models_dir / "tiny")
+    rows = [
+        {"anchor": "q", "positive": " ".join(["protein"] * 100)},
+        {"anchor": "r", "positive": "p"},
+    ]
+    body = "".join(json.dumps(r) + "\n" for r in rows)
+    response = upload(client, "long.jsonl", body, model="tiny")
+    assert response.status_code == 201, response.text
+    lengths = response.json()["stats"]["model_lengths"]
+    assert (lengths["max_seq_length"], lengths["documents_over_max"]) == (64, 1)
+    assert lengths["doc_tokens"]["max"] == 102  # [CLS] + 100 + [SEP]
+
+
+def test_a_stored_upload_is_read_again_with_its_column_mapping(
+    client: TestClient, settings: Settings
+) -> None:
+    body = "".join(json.dumps({"ask": f"q{i}", "reply": f"a{i}"}) + "\n" for i in range(3))
+    dataset_id = upload(client, "qa.jsonl", body, columns="query=ask,positive=reply").json()["id"]
+    factory = make_session_factory(make_engine(settings.db_url))
+    with factory() as session:
+        ds = catalog.load(session.get(DatasetRow, dataset_id))
+    assert len(ds.qrels["train"]) == 3
