@@ -10,10 +10,17 @@ import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EMBEDTUNE_DATA_DIR": str(cwd / "var"), "COLUMNS": "160"}
+    """The command of this checkout (not of whichever checkout is installed)."""
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(cwd / "var"),
+        "COLUMNS": "160",
+        "PYTHONPATH": str(REPO),
+    }
     return subprocess.run(
         [*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -99,7 +106,7 @@ def test_the_worker_of_up_dies_with_its_parent_even_when_killed(tmp_path: Path) 
             "preexec_fn=die_with_parent(os.getpid())); "
             f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)",
         ],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
     )
     deadline = time.monotonic() + 30
     while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -118,3 +125,32 @@ def test_the_worker_of_up_dies_with_its_parent_even_when_killed(tmp_path: Path) 
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the child outlived its killed parent")
+
+
+def test_validate_maps_columns_and_prints_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("ask,reply,origin\nq1,a1,web\nq2,,web\n", encoding="utf-8")
+    refused = run_cli("validate", str(path), "--columns", "query=ask,positive=reply", cwd=tmp_path)
+    assert refused.returncode == 2 and "--drop-empty" in refused.stderr
+    out = run_cli(
+        "validate", str(path), "--columns", "query=ask,positive=reply", "--drop-empty", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "unused_column" in out.stderr and "'origin' (2 records)" in out.stderr
+    assert "dropped 1 records with an empty text (lines 3)" in out.stderr
+
+
+def test_eval_refuses_a_split_the_dataset_does_not_have(tmp_path: Path) -> None:
+    data = {
+        "queries": {"q1": "one", "q2": "two"},
+        "corpus": {"d1": "doc one", "d2": "doc two"},
+        "relevant_docs": {"q1": ["d1"], "q2": ["d2"]},
+        "queries_split": {"train": ["q1"], "val": ["q2"]},
+    }
+    path = tmp_path / "rag.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli(
+        "eval", "--dataset", str(path), "--model", "unused", "--split", "test", cwd=tmp_path
+    )
+    assert out.returncode == 2
+    assert "no split 'test' (splits: train, val)" in out.stderr
