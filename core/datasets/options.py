@@ -75,11 +75,18 @@ def parse_columns(text: str | None) -> dict[str, str]:
 
 
 def rename_columns(data: dict[str, object], columns: Mapping[str, str]) -> dict[str, object]:
-    """``data`` with each mapped column renamed to its field (other keys kept as they are)."""
+    """``data`` with each mapped column renamed to its field. A column that already had a
+    mapped field's name is kept as ``"<name> (replaced)"``, so it shows up as unused."""
     if not columns:
         return data
     renamed = {column: name for name, column in columns.items()}
-    return {renamed.get(key, key): value for key, value in data.items()}
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if key in columns and key not in renamed:
+            out[f"{key} (replaced)"] = value
+        else:
+            out[renamed.get(key, key)] = value
+    return out
 
 
 def find_key(data: Mapping[str, object], name: str) -> str | None:

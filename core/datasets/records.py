@@ -82,6 +82,8 @@ class Record:
         if single and (isinstance(value, str) or value is None):
             text = self.text(key, required=required)
             return [text] if text is not None else []
+        if single and required and value == []:
+            self.problem("bad_type", f"'{key}' is empty", key=key, expected="at least one text")
         self.used.add(key)
         if value is None:
             if required:

@@ -227,3 +227,16 @@ def test_lengths_in_model_tokens_count_texts_over_the_limit(tiny_model_dir: Path
     assert lengths.max_seq_length == 64 and lengths.documents_over_max == 1
     assert lengths.doc_tokens.max > 200 and lengths.queries_over_max == 0
     assert dataset_stats(ds, lengths).as_dict()["model_lengths"]["documents_over_max"] == 1
+
+
+def test_a_mapped_column_never_silently_replaces_one_of_the_same_name(tmp_path: Path) -> None:
+    row = {"query": "old", "question": "new", "positive": "p"}
+    ds = load_dataset(jsonl(tmp_path / "p.jsonl", row), options=ReadOptions({"query": "question"}))
+    assert [q.text for q in ds.queries.values()] == ["new"]
+    assert "query (replaced)" in warnings(ds)
+
+
+def test_an_empty_positive_list_is_an_issue(tmp_path: Path) -> None:
+    with pytest.raises(DatasetInvalid) as err:
+        load_dataset(jsonl(tmp_path / "p.jsonl", {"query": "q", "positive": []}))
+    assert (err.value.issues[0].code, err.value.issues[0].field) == ("bad_type", "positive")
