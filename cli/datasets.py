@@ -15,6 +15,7 @@ from cli.app import (
     TsvQuotesOpt,
     app,
     console,
+    err,
     flatten,
     print_warnings,
     read_options,
@@ -88,6 +89,8 @@ def convert(
     ds = load_dataset(src, fmt, split=split or "train", options=options)
     print_warnings(ds)
     out = save_dataset(ds, dst, to, split=split)
+    if split is None and len(ds.splits) > 1 and to in ("flag-jsonl", "pairs"):
+        err.print(f"{to} holds one split: wrote 'train' of {', '.join(ds.splits)} (see --split)")
     console.print(f"wrote {to} dataset to {out}")
 
 

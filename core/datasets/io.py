@@ -94,14 +94,17 @@ def save_dataset(
 ) -> Path:
     """Write ``ds`` as ``fmt`` and return the path written.
 
-    BEIR gets every split (or only ``split``); scored pairs ignore splits; the other formats
-    hold one split: ``split``, else the dataset's only split, else ``train``.
+    BEIR and RAG JSON (``queries_split``) get every split, or only ``split``; scored pairs
+    ignore splits; the other formats hold one split: ``split``, else the dataset's only split,
+    else ``train``.
     """
     path = Path(path)
     if fmt == "beir":
         write_beir(ds if split is None else replace(ds, qrels={split: ds.split_qrels(split)}), path)
     elif fmt == "scored-pairs":
         write_scored_pairs(ds, path)
+    elif fmt == "rag-json" and split is None and len(ds.splits) > 1:
+        write_rag_json(ds, path, split=ds.splits)  # every split, in queries_split
     elif fmt in SPLIT_WRITERS:
         SPLIT_WRITERS[fmt](ds, path, split=split or _default_split(ds))
     else:

@@ -166,14 +166,31 @@ def _own_splits(
     }
 
 
-def write_rag_json(ds: RetrievalDataset, path: str | Path, *, split: str = "train") -> None:
-    """Write the whole corpus and the queries of ``split`` that have a relevant document."""
+def write_rag_json(
+    ds: RetrievalDataset, path: str | Path, *, split: str | list[str] = "train"
+) -> None:
+    """Write the whole corpus and the queries of ``split`` that have a relevant document.
+
+    Given several splits, the file gets ``queries_split``; a query judged in two of them
+    cannot be written that way and is refused."""
     require_valid(ds)
-    relevant = {
-        qid: [did for did, grade in judged.items() if grade > 0]
-        for qid, judged in ds.split_qrels(split).items()
-    }
-    relevant = {qid: docs for qid, docs in relevant.items() if docs}
+    splits = [split] if isinstance(split, str) else split
+    relevant: dict[str, list[str]] = {}
+    own: dict[str, list[str]] = {}
+    for name in splits:
+        for qid, judged in ds.split_qrels(name).items():
+            docs = [did for did, grade in judged.items() if grade > 0]
+            if not docs:
+                continue
+            if qid in relevant:
+                raise InvalidInput(
+                    f"query '{qid}' is judged in two of the splits {', '.join(splits)}; "
+                    "write one split at a time",
+                    code="overlapping_splits",
+                    param="split",
+                )
+            relevant[qid] = docs
+            own.setdefault(name, []).append(qid)
     if not relevant:
         raise InvalidInput(f"split '{split}' has no relevant documents", code="empty_dataset")
     data: dict[str, object] = {
@@ -188,6 +205,8 @@ def write_rag_json(ds: RetrievalDataset, path: str | Path, *, split: str = "trai
         data["negative_docs"] = negatives
     if answers:
         data["reference_answers"] = answers
+    if len(splits) > 1:
+        data["queries_split"] = own
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -240,3 +240,13 @@ def test_an_empty_positive_list_is_an_issue(tmp_path: Path) -> None:
     with pytest.raises(DatasetInvalid) as err:
         load_dataset(jsonl(tmp_path / "p.jsonl", {"query": "q", "positive": []}))
     assert (err.value.issues[0].code, err.value.issues[0].field) == ("bad_type", "positive")
+
+
+def test_rag_json_splits_survive_conversion(tmp_path: Path) -> None:
+    ds = load_dataset(rag(tmp_path, queries_split={"train": ["q1", "q2"], "val": ["q3"]}))
+    for fmt, name in (("rag-json", "out.json"), ("beir", "out-beir")):
+        back = load_dataset(save_dataset(ds, tmp_path / name, fmt))
+        assert {s: sorted(q) for s, q in back.qrels.items()} == {
+            "train": ["q1", "q2"],
+            "val": ["q3"],
+        }
