@@ -97,14 +97,7 @@ def read_text_dataset(
     if not builder.queries and not issues:
         issues.add("empty_dataset", "the file has no records", file=path.name)
     issues.raise_if_any()
-    for key, count in sorted(unused.items()):
-        issues.warn(
-            "unused_column",
-            f"column '{key}' ({count} records) is not read as any field; map it with "
-            "--columns FIELD=COLUMN or remove it",
-            file=path.name,
-            field=key,
-        )
+    issues.warn_unused(unused, file=path.name)
     if dropped:
         issues.warn(
             "dropped_empty",

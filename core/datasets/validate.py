@@ -47,6 +47,17 @@ class Issues:
         if len(self.warnings) < MAX_ISSUES:
             self.warnings.append(DataIssue(code, message, file, line, field))
 
+    def warn_unused(self, counts: Mapping[str, int], *, file: str) -> None:
+        """One ``unused_column`` warning per column no reader looked at, with its count."""
+        for key, count in sorted(counts.items()):
+            self.warn(
+                "unused_column",
+                f"column '{key}' ({count} records) is not read as any field; map it with "
+                "--columns FIELD=COLUMN or remove it",
+                file=file,
+                field=key,
+            )
+
     def raise_if_any(self) -> None:
         if self.items:
             raise DatasetInvalid(issues=list(self.items))
