@@ -54,6 +54,7 @@ def test_eval_prints_a_table_and_writes_the_report(
     data = json.loads(report.read_text())
     assert data["num_queries"] == 300 and 0 < data["metrics"]["ndcg@10"] < 1
     assert f"{data['metrics']['ndcg@10']:.4f}" in out.stdout
+    assert data["truncated"]["documents"] > 0 and "truncated at 64 tokens" in out.stdout
     assert len(data["per_query"]) == 300
     # The corpus embeddings were cached under the data dir: a second run encodes nothing.
     again = run_cli(

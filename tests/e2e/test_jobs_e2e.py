@@ -33,6 +33,7 @@ def test_eval_job_runs_to_succeeded_with_rising_progress(
     assert seen == sorted(seen) and seen[-1] == 100
     assert 0 < job["result"]["metrics"]["ndcg@10"] < 1 and job["result"]["num_queries"] == 300
     assert job["attempts"] == 1 and job["worker"]
+    assert set(job["result"]["truncated"]) == {"documents", "queries"}  # cut at max_seq_length
     series = api.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
     assert series["ndcg@10"][0]["value"] == pytest.approx(job["result"]["metrics"]["ndcg@10"])
     assert len(series) == 30  # 6 metrics at 5 cut-offs
