@@ -3,7 +3,8 @@
 Columns: ``anchor`` (or ``query``, ``question``, ``sentence1``), ``positive`` (or ``pos``,
 ``answer``, ``sentence2``), optionally ``negative`` (or ``neg``) and ``negative_1`` …
 ``negative_n`` (``mine_hard_negatives``' n-tuple output), optionally a 0/1 ``label``
-(``labeled-pair`` output: a row labelled 0 is a negative, not a relevant document) and a
+(``labeled-pair`` output: a row labelled 0 is a negative, not a relevant document) or ``labels``
+beside a list of texts (``labeled-list`` output: one 0/1 per text), and a
 ``query_id`` that keeps queries with equal texts apart. ``positive`` and ``negative`` may hold
 lists (open-retrievals rows). Texts get ids from their content; each positive becomes a judgment
 (grade 1) of the split, each negative a negative.
@@ -39,19 +40,35 @@ def _add(builder: TextDatasetBuilder, record: Record) -> None:
     )
     for _, key in numbered:
         negatives += record.texts(key, required=False, single=True)
-    label = record.label("label") if "label" in record.data else 1
+    labels = _labels(record, len(positives))
     qid_key = record.key("query_id")
     given_qid = record.ident(qid_key) if qid_key in record.data else None
     if anchor is None or record.failed:
         return
     qid = builder.query(anchor, qid=given_qid)
-    for text in positives:
+    for text, label in zip(positives, labels, strict=True):
         if label == 1:
             builder.relevant(qid, builder.doc(text))
         else:
             builder.negative(qid, builder.doc(text))
     for text in negatives:
         builder.negative(qid, builder.doc(text))
+
+
+def _labels(record: Record, count: int) -> list[int]:
+    """0/1 per positive: ``labels`` (labeled-list: one per text), else ``label``, else all 1."""
+    if "labels" in record.data:
+        scores = record.scores("labels", count) or []
+        if any(s not in (0, 1) for s in scores):
+            record.problem(
+                "bad_label",
+                "'labels' holds values other than 0 and 1",
+                key="labels",
+                expected="0 (negative) or 1 (positive) per text",
+            )
+        return [int(s) for s in scores] if len(scores) == count else [1] * count
+    label = record.label("label") if "label" in record.data else 1
+    return [label if label is not None else 1] * count
 
 
 def write_pairs(ds: RetrievalDataset, path: str | Path, *, split: str = "train") -> None:

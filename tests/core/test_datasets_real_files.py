@@ -260,3 +260,13 @@ def test_beir_fields_that_are_not_read_are_warnings(tmp_path: Path) -> None:
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     ds = load_dataset(root)
     assert [(w.file, w.field) for w in ds.warnings] == [("corpus.jsonl", "metadata")]
+
+
+def test_labeled_lists_read_label_0_texts_as_negatives(tmp_path: Path) -> None:
+    row = {"anchor": "q", "positive": ["p", "n1", "n2"], "labels": [1, 0, 0]}
+    ds = load_dataset(jsonl(tmp_path / "list.jsonl", row))
+    assert judged(ds) == {("q", "p")} and negatives(ds) == {("q", "n1"), ("q", "n2")}
+    bad = {"anchor": "q", "positive": ["p", "n1"], "labels": [1, 0.5]}
+    with pytest.raises(DatasetInvalid) as err:
+        load_dataset(jsonl(tmp_path / "bad.jsonl", bad))
+    assert err.value.issues[0].code == "bad_label"
