@@ -26,6 +26,7 @@ class EvalSpec:
     k_values: tuple[int, ...] = K_VALUES
     top_k: int = 100  # documents retrieved and saved per query
     index: IndexSpec = field(default_factory=IndexSpec)
+    count_truncated: bool = True  # tokenize every text to report how many are cut (~2 s/5k docs)
 
 
 def encode_cached(
@@ -122,7 +123,9 @@ def evaluate(
         model_config={**asdict(embedder.config), "max_seq_length": embedder.max_seq_length},
         truncated=truncated_counts(
             embedder, doc_texts, [dataset.queries[q].text for q in query_ids]
-        ),
+        )
+        if spec.count_truncated
+        else {},
     )
 
 

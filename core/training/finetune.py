@@ -157,7 +157,9 @@ def _evaluate(
 ) -> dict[str, float]:
     if split is None:
         return {}
-    return dict(evaluate(ds, embedder, EvalSpec(split=split), cache=cache).metrics)
+    return dict(
+        evaluate(ds, embedder, EvalSpec(split=split, count_truncated=False), cache=cache).metrics
+    )
 
 
 def _train_transformer(
