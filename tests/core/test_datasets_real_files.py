@@ -270,3 +270,14 @@ def test_labeled_lists_read_label_0_texts_as_negatives(tmp_path: Path) -> None:
     with pytest.raises(DatasetInvalid) as err:
         load_dataset(jsonl(tmp_path / "bad.jsonl", bad))
     assert err.value.issues[0].code == "bad_label"
+
+
+def test_tsv_quotes_can_be_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "p.tsv"
+    path.write_text('anchor\tpositive\nq1\t"two\nlines"\n', encoding="utf-8")
+    with pytest.raises(DatasetInvalid) as err:  # without quoting, line 3 is a row of its own
+        load_dataset(path)
+    assert (err.value.issues[0].code, err.value.issues[0].line) == ("bad_csv", 3)
+    quoted = load_dataset(path, options=ReadOptions(tsv_quotes=True))
+    assert judged(quoted) == {("q1", "two\nlines")}
+    assert "lines 2-3" in warnings(quoted)["multiline_records"]
