@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.datasets.options import ReadOptions, parse_columns
 from core.errors import CoreError, DatasetInvalid
 
 app = typer.Typer(
@@ -27,6 +28,34 @@ DatasetArg = Annotated[Path, typer.Option("--dataset", "-d", help="Dataset file 
 FormatOpt = Annotated[
     str | None, typer.Option("--format", "-f", help="Force the format (default: detect).")
 ]
+
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Map fields to your file's columns, e.g. query=question,positive=answer "
+        "(fields: query, positive, negative, label, score, …).",
+    ),
+]
+DropEmptyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--drop-empty", help="Drop empty texts and the judgments pointing at them (counted)."
+    ),
+]
+TsvQuotesOpt = Annotated[
+    bool, typer.Option("--tsv-quotes", help='Treat " in TSV files as CSV quoting (default: text).')
+]
+
+
+def read_options(columns: str | None, drop_empty: bool, tsv_quotes: bool) -> ReadOptions:
+    return ReadOptions(parse_columns(columns), drop_empty=drop_empty, tsv_quotes=tsv_quotes)
+
+
+def print_warnings(ds: Any) -> None:
+    """The dataset's read warnings (unused columns, dropped rows…) on stderr."""
+    for warning in ds.warnings:
+        err.print("[yellow]warning[/] " + escape(f"[{warning.code}] {warning}"), highlight=False)
 
 
 def server_sessions() -> Any:  # -> sessionmaker[Session]

@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import FormatOpt, app, console, flatten
+from cli.app import (
+    ColumnsOpt,
+    DropEmptyOpt,
+    FormatOpt,
+    TsvQuotesOpt,
+    app,
+    console,
+    err,
+    flatten,
+    print_warnings,
+    read_options,
+)
 
 
 @app.command()
@@ -16,17 +27,42 @@ def validate(
     path: Annotated[Path, typer.Argument(help="Dataset file or folder.")],
     fmt: FormatOpt = None,
     split: str = "train",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Also measure lengths in this model's tokens (and count "
+            "texts over its max sequence length).",
+        ),
+    ] = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
 ) -> None:
-    """Validate a dataset and print its statistics."""
+    """Validate a dataset and print its statistics and warnings."""
     from core.datasets.io import load_dataset
-    from core.datasets.stats import dataset_stats
+    from core.datasets.stats import ModelLengths, dataset_stats
 
-    ds = load_dataset(path, fmt, split=split)
-    stats = dataset_stats(ds).as_dict()
+    options = read_options(columns, drop_empty, tsv_quotes)
+    ds = load_dataset(path, fmt, split=split, options=options)
+    lengths = None
+    if model:
+        from core.models.embedder import load_embedder
+        from core.settings import get_settings
+
+        settings = get_settings()
+        embedder = load_embedder(model, models_dir=settings.models_dir, device=settings.device)
+        lengths = ModelLengths.of(
+            ds, model=model, max_seq_length=embedder.max_seq_length, count=embedder.count_tokens
+        )
+    stats = dataset_stats(ds, lengths).as_dict()
+    stats.pop("warnings")
     table = Table(title=f"{ds.name} ({ds.source_format}) is valid", show_header=False)
     for key, value in flatten(stats):
         table.add_row(key, str(value))
     console.print(table)
+    print_warnings(ds)
 
 
 @app.command()
@@ -35,6 +71,9 @@ def convert(
     dst: Path,
     to: Annotated[str, typer.Option("--to", help="Output format.")],
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
     split: Annotated[
         str | None,
         typer.Option(
@@ -46,8 +85,12 @@ def convert(
     """Convert a dataset between formats (BEIR, RAG JSON, FlagEmbedding, pairs, scored pairs)."""
     from core.datasets.io import load_dataset, save_dataset
 
-    ds = load_dataset(src, fmt, split=split or "train")
+    options = read_options(columns, drop_empty, tsv_quotes)
+    ds = load_dataset(src, fmt, split=split or "train", options=options)
+    print_warnings(ds)
     out = save_dataset(ds, dst, to, split=split)
+    if split is None and len(ds.splits) > 1 and to in ("flag-jsonl", "pairs"):
+        err.print(f"{to} holds one split: wrote 'train' of {', '.join(ds.splits)} (see --split)")
     console.print(f"wrote {to} dataset to {out}")
 
 
@@ -59,14 +102,18 @@ def split_cmd(
     seed: int = 0,
     source: str = "train",
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
 ) -> None:
     """Split a split's queries into train/val (deterministic by seed); writes a BEIR folder."""
     from core.datasets.io import load_dataset, save_dataset
     from core.datasets.split import split_by_query
 
-    ds = split_by_query(
-        load_dataset(path, fmt, split=source), source=source, val_fraction=val_fraction, seed=seed
-    )
+    options = read_options(columns, drop_empty, tsv_quotes)
+    loaded = load_dataset(path, fmt, split=source, options=options)
+    print_warnings(loaded)
+    ds = split_by_query(loaded, source=source, val_fraction=val_fraction, seed=seed)
     save_dataset(ds, out, "beir")
     counts = ", ".join(f"{s}: {len(q)} queries" for s, q in sorted(ds.qrels.items()))
     console.print(f"wrote {out} ({counts})")

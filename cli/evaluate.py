@@ -8,7 +8,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.app import DatasetArg, FormatOpt, app, console, stage_progress
+from cli.app import (
+    ColumnsOpt,
+    DatasetArg,
+    DropEmptyOpt,
+    FormatOpt,
+    TsvQuotesOpt,
+    app,
+    console,
+    err,
+    print_warnings,
+    read_options,
+    stage_progress,
+)
 
 
 @app.command()
@@ -47,6 +59,9 @@ def eval_cmd(
     document_instruction: str | None = None,
     index: Annotated[str, typer.Option(help="flat | ivf | hnsw | auto")] = "flat",
     cache: Annotated[bool, typer.Option(help="Reuse cached corpus embeddings.")] = True,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
 ) -> None:
     """Evaluate a model on a dataset split: prints the metrics table and writes a JSON report."""
     from core.datasets.io import load_dataset
@@ -58,7 +73,12 @@ def eval_cmd(
     from core.settings import get_settings
 
     settings = get_settings()
-    ds = load_dataset(dataset, fmt, split=split)
+    ds = load_dataset(
+        dataset, fmt, split=split, options=read_options(columns, drop_empty, tsv_quotes)
+    )
+    print_warnings(ds)
+    judged = ds.split_qrels(split)  # a dataset with its own splits refuses other names
+    err.print(f"split '{split}': {len(judged)} judged queries (splits: {', '.join(ds.splits)})")
     embedder = load_embedder(
         model,
         models_dir=settings.models_dir,
@@ -96,5 +116,10 @@ def print_report(report: Any) -> None:
     for row in report.table():
         table.add_row(*row)
     console.print(table)
+    if report.truncated:
+        console.print(
+            f"truncated at {report.model_config['max_seq_length']} tokens: "
+            f"{report.truncated['documents']} documents, {report.truncated['queries']} queries"
+        )
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     console.print(f"time: {timing}; corpus cache hits: {report.cache.get('corpus_hits', 0)}")

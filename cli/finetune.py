@@ -10,7 +10,20 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.app import DatasetArg, FormatOpt, app, console, err, stage_progress
+from cli.app import (
+    ColumnsOpt,
+    DatasetArg,
+    DropEmptyOpt,
+    FormatOpt,
+    TsvQuotesOpt,
+    app,
+    console,
+    err,
+    print_warnings,
+    read_options,
+    stage_progress,
+)
+from core.datasets.options import ReadOptions
 
 TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
 
@@ -25,6 +38,9 @@ def finetune(  # one option per spec field
         Path | None, typer.Option("--spec", help="JSON spec; options override it.")
     ] = None,
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
     train_split: str = "train",
     val_split: str = "val",
     val_fraction: Annotated[float, typer.Option(help="Held out when no val split.")] = 0.2,
@@ -74,7 +90,8 @@ def finetune(  # one option per spec field
             data[name] = [int(p) for p in parts] if name == "matryoshka_dims" else parts
     spec = FinetuneSpec.from_dict(data)
     splits = (train_split, val_split)
-    result = _run(spec, dataset, fmt, output, splits, val_fraction, resume=resume)
+    options = read_options(columns, drop_empty, tsv_quotes)
+    result = _run(spec, dataset, fmt, output, splits, val_fraction, resume=resume, options=options)
     print_comparison(result)
     console.print(f"model: {result.model_dir}")
 
@@ -88,6 +105,7 @@ def _run(
     val_fraction: float,
     *,
     resume: bool,
+    options: ReadOptions | None = None,
 ) -> Any:
     from core.datasets.io import load_dataset
     from core.datasets.split import split_by_query
@@ -97,7 +115,8 @@ def _run(
 
     settings = get_settings()
     cache = EmbeddingCache(settings.cache_dir)
-    ds = load_dataset(path, fmt, split=splits[0])
+    ds = load_dataset(path, fmt, split=splits[0], options=options)
+    print_warnings(ds)
     train, val = splits
     if val not in ds.qrels and train in ds.qrels:
         ds = split_by_query(ds, source=train, val_fraction=val_fraction, seed=spec.seed)

@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.app import DatasetArg, FormatOpt, app, console, err, stage_progress
+from cli.app import (
+    ColumnsOpt,
+    DatasetArg,
+    DropEmptyOpt,
+    FormatOpt,
+    TsvQuotesOpt,
+    app,
+    console,
+    err,
+    print_warnings,
+    read_options,
+    stage_progress,
+)
 from core.errors import InvalidInput
 
 KEEPS_NEGATIVES = ("flag-jsonl", "rag-json", "pairs")
@@ -27,6 +39,9 @@ def mine(
         str, typer.Option("--to", help=f"Output format: {' | '.join(KEEPS_NEGATIVES)}.")
     ] = "flag-jsonl",
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
     range_min: Annotated[int, typer.Option(help="First rank a negative may have.")] = 10,
     range_max: Annotated[int, typer.Option(help="Ranks retrieved; negatives rank below.")] = 100,
     num_negatives: int = 5,
@@ -71,7 +86,10 @@ def mine(
         index=IndexSpec(kind=index),  # type: ignore[arg-type]  # resolved() checks it
     )
     settings = get_settings()
-    ds = load_dataset(dataset, fmt, split=split)
+    ds = load_dataset(
+        dataset, fmt, split=split, options=read_options(columns, drop_empty, tsv_quotes)
+    )
+    print_warnings(ds)
     embedder = load_embedder(
         model,
         models_dir=settings.models_dir,

@@ -9,7 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.app import DatasetArg, FormatOpt, app, console, err, stage_progress
+from cli.app import (
+    ColumnsOpt,
+    DatasetArg,
+    DropEmptyOpt,
+    FormatOpt,
+    TsvQuotesOpt,
+    app,
+    console,
+    err,
+    print_warnings,
+    read_options,
+    stage_progress,
+)
 
 TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -22,6 +34,9 @@ def nudge(
     model: Annotated[str, typer.Option("--model", "-m", help="Model reference.")] = DEFAULT_MODEL,
     variant: Annotated[str, typer.Option(help="nudge-n | nudge-m")] = "nudge-n",
     fmt: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    drop_empty: DropEmptyOpt = False,
+    tsv_quotes: TsvQuotesOpt = False,
     train_split: str = "train",
     val_split: Annotated[str | None, typer.Option(help="Default: hold out train queries.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Held out when no val split.")] = 0.2,
@@ -42,7 +57,10 @@ def nudge(
     from core.settings import get_settings
 
     settings = get_settings()
-    ds = load_dataset(dataset, fmt, split=train_split)
+    ds = load_dataset(
+        dataset, fmt, split=train_split, options=read_options(columns, drop_empty, tsv_quotes)
+    )
+    print_warnings(ds)
     if test_split and test_split not in ds.qrels:
         err.print(f"no '{test_split}' split: nothing is scored after tuning")
     spec = NudgeSpec(

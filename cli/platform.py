@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -12,6 +15,7 @@ import typer
 from cli.app import app, console
 
 QueuesOpt = Annotated[str, typer.Option(help="Queues to consume: cpu, gpu or both.")]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @app.command()
@@ -85,9 +89,11 @@ def up(host: str | None = None, port: int | None = None, queues: QueuesOpt = "cp
     """Migrate, then run the API, one worker and the reconciler together (single machine,
     no services)."""
     migrate()
-    processes = [
-        subprocess.Popen(_worker_argv(queues, 1)),
-        subprocess.Popen([sys.executable, "-m", "cli", "reconciler"]),
+    processes = [  # both get SIGTERM when this process dies, even by SIGKILL
+        subprocess.Popen(_worker_argv(queues, 1), preexec_fn=die_with_parent(os.getpid())),
+        subprocess.Popen(
+            [sys.executable, "-m", "cli", "reconciler"], preexec_fn=die_with_parent(os.getpid())
+        ),
     ]
     try:
         api(host, port)
@@ -96,3 +102,16 @@ def up(host: str | None = None, port: int | None = None, queues: QueuesOpt = "cp
             process.terminate()
         for process in processes:
             process.wait(timeout=60)
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` after which the child gets SIGTERM when ``parent`` dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``; elsewhere only a normal stop of ``up`` stops the worker)."""
+
+    def arm() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm

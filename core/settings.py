@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     serve_model_memory_mb: int = 4096  # loaded models; least recently used unloaded beyond
     serve_index_memory_mb: int = 4096  # loaded indexes and their document texts
     serve_onnx: bool = True  # CPU models' transformers run in ONNX Runtime (core/serving/onnx.py)
+    serve_truncate: bool = True  # over-long inputs of requests without "truncate": cut, or 413
+    serve_truncate_models: dict[str, bool] = {}  # per model reference, e.g. {"mdl_...": false}
+    serve_token_ids: Literal["openai", "model", "refuse"] = "openai"  # core/serving/token_ids.py
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
     reconcile_seconds: float = 30.0  # how often the reconciler re-enqueues lost and stale jobs

@@ -17,6 +17,7 @@ from api.schemas.datasets import DatasetPage, DatasetRead
 from api.security import User
 from core.catalog import datasets as catalog
 from core.catalog.uploads import extract_archive, is_archive, safe_relative_path
+from core.datasets.options import ReadOptions, parse_columns
 from core.errors import TooLarge
 from core.names import Name
 from core.safe_values import SafeText
@@ -45,17 +46,32 @@ async def upload_dataset(
         SafeText | None, Form(max_length=40, description="Force a format; default: detect.")
     ] = None,
     split: Annotated[Name, Form(description="The split of one-split formats.")] = "train",
+    columns: Annotated[
+        str | None,
+        Form(max_length=1000, description="Map fields to columns: query=question,positive=answer"),
+    ] = None,
+    drop_empty: Annotated[
+        bool, Form(description="Drop empty texts and the judgments pointing at them (counted).")
+    ] = False,
+    tsv_quotes: Annotated[bool, Form(description='Treat " in TSV files as CSV quoting.')] = False,
+    model: Annotated[
+        SafeText | None,
+        Form(max_length=200, description="Also give lengths in this model's tokens."),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Store the upload, validate it (422 names file, line and field), describe it."""
+    """Store the upload, validate it (422 names file, line and field), describe it; what was
+    read in a particular way (unused columns, dropped rows) is in ``stats.warnings``."""
+    options = ReadOptions(parse_columns(columns), drop_empty=drop_empty, tsv_quotes=tsv_quotes)
     staging = catalog.staging_dir(settings)
     try:
         digest = await _receive(files, staging, settings)
+        request = (digest, name, format, split, options.as_dict(), model)
         guard = Idempotency(
             factory,
             principal.key_id,
             idempotency_key,
-            body_hash(digest, name, format, split),
+            body_hash(*request),
             settings.idempotency_pending_seconds,
             settings.idempotency_ttl_seconds,
         )
@@ -75,6 +91,8 @@ async def upload_dataset(
             name=name,
             fmt=format,
             split=split,
+            options=options,
+            lengths_model=model,
         )
         session.commit()
     except BaseException:

@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.embeddings import EmbeddingCreate, EmbeddingList
 from api.security import Inference
+from core.errors import InvalidInput
 from core.serving import Encoded, Engine, ModelKey
 from core.serving.catalog import ModelOwners
+from core.serving.token_ids import TokenIdMode, decode_openai
 from core.serving.vectors import to_base64
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], responses=ERROR_RESPONSES)
@@ -31,21 +33,41 @@ OwnersDep = Annotated[ModelOwners, Depends(get_owners)]
 
 @router.post("/embeddings", response_model=EmbeddingList)
 async def create_embeddings(
-    body: EmbeddingCreate, engine: EngineDep, owners: OwnersDep, caller: Inference
+    body: EmbeddingCreate,
+    engine: EngineDep,
+    owners: OwnersDep,
+    caller: Inference,
+    request: Request,
 ) -> Response:
-    """Embed texts, batched with concurrent requests. 404 for an unknown model (another
-    project's fine-tuned model is one), 413 for too many inputs or an input over the model's
-    maximum tokens (unless ``truncate``), 429 with ``Retry-After`` when the model's queue is
-    full."""
+    """Embed texts (or token ids, see ``EmbeddingCreate.input``), batched with concurrent
+    requests. 404 for an unknown model (another project's fine-tuned model is one), 413 for
+    too many inputs or an input over the model's maximum tokens when not truncating, 429 with
+    ``Retry-After`` when the model's queue is full."""
     await owners.check(body.model, caller.project_id)
+    mode = request.app.state.settings.serve_token_ids
     encoded = await engine.embed(
         ModelKey(body.model),
-        body.texts,
+        await _texts(body, engine, mode),
         side=body.input_type,
         truncate=body.truncate,
         dimensions=body.dimensions,
     )
     return Response(_json(encoded, body), media_type="application/json")
+
+
+async def _texts(body: EmbeddingCreate, engine: Engine, mode: TokenIdMode) -> list[str]:
+    ids = body.token_ids
+    if ids is None:
+        return body.texts
+    if mode == "refuse":
+        raise InvalidInput(
+            "this server does not accept token ids (serve_token_ids=refuse); send text",
+            code="token_ids_refused",
+            param="input",
+        )
+    return (
+        decode_openai(ids) if mode == "openai" else await engine.decode(ModelKey(body.model), ids)
+    )
 
 
 def _json(encoded: Encoded, body: EmbeddingCreate) -> bytes:

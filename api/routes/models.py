@@ -1,6 +1,9 @@
-"""/v1/models: base models available offline and the caller's project's fine-tuned models."""
+"""/v1/models: base models available offline and the caller's project's fine-tuned models
+(OpenAI's shapes)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from fastapi import APIRouter, status
 
@@ -8,7 +11,7 @@ from api.deps import ModelDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.models import ModelList, ModelRead
 from api.security import Inference, User
-from core.catalog.models import base_models, delete_model
+from core.catalog.models import PackagedModel, base_models, delete_model
 from core.store import repos
 from core.store.tables import ModelRow
 
@@ -18,6 +21,8 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONS
 def _read(row: ModelRow) -> ModelRead:
     return ModelRead(
         id=row.id,
+        created=int(row.created_at.timestamp()),
+        owned_by="embedtune",
         kind="finetuned",
         reference=row.id,
         method=row.method,
@@ -29,16 +34,28 @@ def _read(row: ModelRow) -> ModelRead:
     )
 
 
+def _base(model: PackagedModel) -> ModelRead:
+    owner = model.id.split("/")[0] if "/" in model.id else "embedtune"
+    created = int(Path(model.path).stat().st_mtime)
+    return ModelRead(id=model.id, created=created, owned_by=owner, kind="base", reference=model.id)
+
+
 @router.get("", response_model=ModelList)
 def list_models(session: SessionDep, caller: Inference) -> ModelList:
-    base = [ModelRead(id=m.id, kind="base", reference=m.id) for m in base_models()]
+    base = [_base(m) for m in base_models()]
     tuned = repos.list_rows(session, ModelRow, project_id=caller.project_id)
-    return ModelList(items=base + [_read(r) for r in tuned])
+    return ModelList(data=base + [_read(r) for r in tuned])
 
 
-@router.get("/{model_id}", response_model=ModelRead)
-def get_model(model: ModelDep) -> ModelRead:
-    return _read(model)
+@router.get("/{model_id:path}", response_model=ModelRead)
+def get_model(model_id: str, session: SessionDep, caller: Inference) -> ModelRead:
+    """A packaged base model by its name (``/`` included) or one of the project's fine-tuned
+    models by id."""
+    base = next((m for m in base_models() if m.id == model_id), None)
+    if base is not None:
+        return _base(base)
+    row = repos.get_or_404(session, ModelRow, model_id, "model", project_id=caller.project_id)
+    return _read(row)
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

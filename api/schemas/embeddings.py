@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 Text = Annotated[str, Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 class EmbeddingCreate(BaseModel):
-    input: Text | list[Text] = Field(
-        description="A text or a list of texts; token-id arrays are refused (422)."
+    input: Text | list[Text] | TokenIds | list[TokenIds] = Field(
+        description="A text, a list of texts, or token ids (a list of ints, or a list of "
+        "lists): OpenAI's cl100k_base ids by default (what langchain-openai sends), decoded to "
+        "text and encoded by the model; the server's `serve_token_ids` setting can read them "
+        "as the model's own ids instead, or refuse them."
     )
     model: str = Field(
         max_length=200,
@@ -33,22 +37,24 @@ class EmbeddingCreate(BaseModel):
         "Send 'query' for search queries (extra_body with the openai client) to get the "
         "query instruction and adapter the evaluation measured.",
     )
-    truncate: bool = Field(
-        False,
-        description="Extension: cut inputs longer than the model's maximum tokens instead of "
-        "refusing them with 413.",
+    truncate: bool | None = Field(
+        None,
+        description="Extension: true cuts inputs longer than the model's maximum tokens, false "
+        "refuses them with 413; unset takes the server's default for the model "
+        "(`serve_truncate`, `serve_truncate_models`; truncate unless configured).",
     )
 
-    @field_validator("input", mode="before")
-    @classmethod
-    def _no_token_ids(cls, value: Any) -> Any:
-        if isinstance(value, list) and any(isinstance(v, int | list) for v in value):
-            raise ValueError("token-id arrays are not supported; send text (a string or strings)")
-        return value
+    @property
+    def token_ids(self) -> list[list[int]] | None:
+        """The input as lists of token ids, or None when it is text."""
+        value = self.input
+        if isinstance(value, str) or not value or isinstance(value[0], str):
+            return None
+        return [value] if isinstance(value[0], int) else value  # type: ignore[list-item]
 
     @property
     def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else self.input
+        return [self.input] if isinstance(self.input, str) else self.input  # type: ignore[return-value]
 
 
 class Embedding(BaseModel):

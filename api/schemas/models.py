@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ModelRead(BaseModel):
+    """OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``) plus our fields."""
+
     id: str
+    object: Literal["model"] = "model"
+    created: int = Field(0, description="Unix seconds: when the model was made or installed.")
+    owned_by: str = Field(description="The hub organisation of a base model; 'embedtune' else.")
     kind: Literal["base", "finetuned"]
     reference: str
     method: str | None = None
@@ -21,4 +26,7 @@ class ModelRead(BaseModel):
 
 
 class ModelList(BaseModel):
-    items: list[ModelRead]
+    """OpenAI's list shape, so that ``client.models.list()`` reads it."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelRead]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.catalog.models import model_location
 from core.datasets.io import load_dataset, save_dataset
 from core.datasets.model import RetrievalDataset
-from core.datasets.stats import dataset_stats
+from core.datasets.options import ReadOptions
+from core.datasets.stats import ModelLengths, dataset_stats
 from core.errors import Conflict
 from core.names import check_name, child_path
 from core.settings import Settings
@@ -45,15 +47,22 @@ def register_dataset(
     fmt: str | None = None,
     split: str = "train",
     source_job_id: str | None = None,
+    options: ReadOptions | None = None,
+    lengths_model: str | None = None,
 ) -> DatasetRow:
     """Validate the upload in ``staging`` (``DatasetInvalid`` on bad data), move it into the
-    store and add its row. The staging folder is removed either way."""
+    store and add its row. The staging folder is removed either way.
+
+    ``options`` are kept in ``stats.read_options`` and used whenever the dataset is loaded;
+    with ``lengths_model`` the stats give lengths in that model's tokens."""
+    options = options or ReadOptions()
     try:
         check_name(split, param="split")
         if name is not None:
             check_name(name, param="name")
         root = dataset_root(staging)
-        ds = load_dataset(root, fmt, split=split)
+        ds = load_dataset(root, fmt, split=split, options=options)
+        lengths = _model_lengths(session, settings, ds, lengths_model) if lengths_model else None
         dataset_id = new_id("ds")
         final = settings.datasets_dir / dataset_id
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +77,7 @@ def register_dataset(
         name=name or ds.name,
         format=ds.source_format,
         split=split,
-        stats=dataset_stats(ds).as_dict(),
+        stats={**dataset_stats(ds, lengths).as_dict(), "read_options": options.as_dict()},
         path=str(path),
         checksum=_checksum(path),
         size_bytes=_size(path),
@@ -95,7 +104,24 @@ def store_dataset(
 
 
 def load(row: DatasetRow) -> RetrievalDataset:
-    return load_dataset(row.path, row.format, split=row.split)
+    """The stored dataset, read with the options it was uploaded with."""
+    options = ReadOptions(**row.stats.get("read_options", {}))
+    return load_dataset(row.path, row.format, split=row.split, options=options)
+
+
+def _model_lengths(
+    session: Session, settings: Settings, ds: RetrievalDataset, model: str
+) -> ModelLengths:
+    from core.models.embedder import load_embedder
+    from core.models.resolve import check_reference
+
+    ref = model_location(session, model)
+    if ref == model:
+        check_reference(ref, models_dir=settings.models_dir, allow_paths=False)
+    embedder = load_embedder(ref, models_dir=settings.models_dir, device="cpu")
+    return ModelLengths.of(
+        ds, model=model, max_seq_length=embedder.max_seq_length, count=embedder.count_tokens
+    )
 
 
 def delete_dataset(session: Session, *, settings: Settings, dataset_id: str) -> None:

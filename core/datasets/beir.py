@@ -1,12 +1,14 @@
 """BEIR folders: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` (one split each).
 
-Document ``metadata`` is ignored, as are everything but ``_id`` and ``text`` of queries.
-An optional ``negatives.jsonl`` (``{"query-id": ..., "corpus-ids": [...]}`` per line) keeps
-mined hard negatives; other BEIR readers ignore the file.
+Document ``title`` and ``text`` and query ``text`` are read; any other field (a non-empty
+``metadata`` included) is named in the warnings with its count. An optional
+``negatives.jsonl`` (``{"query-id": ..., "corpus-ids": [...]}`` per line) keeps mined hard
+negatives; other BEIR readers ignore the file.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from core.datasets.model import Document, Qrels, Query, RetrievalDataset
@@ -36,14 +38,29 @@ def read_beir(path: str | Path) -> RetrievalDataset:
     qrels = {p.stem: _read_qrels(p, root, corpus, queries, issues) for p in qrels_files}
     negatives = _read_negatives(root / NEGATIVES, corpus, queries, issues)
     issues.raise_if_any()
-    ds = RetrievalDataset(corpus, queries, qrels, negatives, name=root.name, source_format=FORMAT)
+    ds = RetrievalDataset(
+        corpus,
+        queries,
+        qrels,
+        negatives,
+        name=root.name,
+        source_format=FORMAT,
+        warnings=issues.warnings,
+    )
     require_valid(ds)
     return ds
 
 
+def _unused(record_data: dict[str, object], known: tuple[str, ...]) -> list[str]:
+    """Fields of a record that are not read; an empty ``metadata`` carries nothing."""
+    return [k for k, v in record_data.items() if k not in known and not (k == "metadata" and not v)]
+
+
 def _read_corpus(path: Path, issues: Issues) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
+    unused: Counter[str] = Counter()
     for record in read_jsonl(path, path.name, issues):
+        unused.update(_unused(record.data, ("_id", "title", "text")))
         doc_id = record.ident("_id")
         title = record.data.get("title") or ""
         text = record.data.get("text")
@@ -66,12 +83,15 @@ def _read_corpus(path: Path, issues: Issues) -> dict[str, Document]:
             )
         if not record.failed and doc_id is not None:
             corpus[doc_id] = Document(doc_id, str(text), str(title))
+    issues.warn_unused(unused, file=path.name)
     return corpus
 
 
 def _read_queries(path: Path, issues: Issues) -> dict[str, Query]:
     queries: dict[str, Query] = {}
+    unused: Counter[str] = Counter()
     for record in read_jsonl(path, path.name, issues):
+        unused.update(_unused(record.data, ("_id", "text")))
         query_id = record.ident("_id")
         text = record.text("text")
         if query_id in queries:
@@ -83,6 +103,7 @@ def _read_queries(path: Path, issues: Issues) -> dict[str, Query]:
             )
         if not record.failed and query_id is not None and text is not None:
             queries[query_id] = Query(query_id, text)
+    issues.warn_unused(unused, file=path.name)
     return queries
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.errors import DataIssue, NotFound
+
 Qrels = dict[str, dict[str, int]]
 """query id -> {doc id: relevance grade (> 0 is relevant)}."""
 
@@ -43,6 +45,8 @@ class RetrievalDataset:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     name: str = ""
     source_format: str = ""
+    warnings: list[DataIssue] = field(default_factory=list, compare=False)
+    """What reading left out or read in a particular way (unused columns, dropped rows)."""
 
     @property
     def splits(self) -> list[str]:
@@ -50,8 +54,6 @@ class RetrievalDataset:
 
     def split_qrels(self, split: str) -> Qrels:
         """Judgments of one split; raises ``NotFound`` naming the splits that exist."""
-        from core.errors import NotFound
-
         if split not in self.qrels:
             have = ", ".join(self.splits) or "none"
             raise NotFound(f"dataset has no split '{split}' (splits: {have})", param="split")

@@ -8,34 +8,35 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.datasets.options import ReadOptions, find_key, rename_columns
 from core.datasets.validate import Issues
 from core.errors import DataIssue, DatasetInvalid, InvalidInput
 from core.safe_values import MAX_DEPTH, too_deep
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 RECORD_SUFFIXES = (".jsonl", *TABLE_SUFFIXES)
-
-# The keys that identify each line-oriented format; the first match wins.
-SHAPES = (
-    ("scored-pairs", ("sentence1", "sentence2")),
-    ("flag-jsonl", ("query", "pos")),
-    ("pairs", ("anchor", "positive")),
-    ("pairs", ("query", "positive")),
-)
+DROP_HINT = "read with --drop-empty (drop_empty=true) to drop empty texts"
 
 
 @dataclass
 class Record:
-    """One record and where it came from; its getters report problems to ``issues``."""
+    """One record and where it came from; its getters report problems to ``issues``.
+
+    Every key a getter reads is remembered in ``used``, so that unread columns can be reported.
+    With ``drop_empty`` an empty text marks the record ``dropped`` instead of failing the file.
+    """
 
     data: dict[str, object]
     file: str
     line: int
     issues: Issues
     failed: bool = False
+    drop_empty: bool = False
+    dropped: bool = False
+    used: set[str] = field(default_factory=set)
 
     def problem(
         self, code: str, message: str, *, key: str | None = None, expected: str | None = None
@@ -43,8 +44,24 @@ class Record:
         self.failed = True
         self.issues.add(code, message, file=self.file, line=self.line, field=key, expected=expected)
 
+    def key(self, name: str) -> str:
+        """The key that holds field ``name`` here (an alias if present), else ``name``."""
+        return find_key(self.data, name) or name
+
+    def empty(self, where: str, key: str) -> None:
+        if self.drop_empty:
+            self.failed = self.dropped = True
+        else:
+            self.problem(
+                "empty_text",
+                f"'{where}' is empty ({DROP_HINT})",
+                key=key,
+                expected="a non-empty text",
+            )
+
     def text(self, key: str, *, required: bool = True) -> str | None:
         """A non-empty string; an optional field that is absent, null or "" gives None."""
+        self.used.add(key)
         value = self.data.get(key)
         if value is None or (value == "" and not required):
             if required:
@@ -56,13 +73,19 @@ class Record:
             )
             return None
         if not value.strip():
-            self.problem("empty_text", f"'{key}' is empty", key=key, expected="a non-empty text")
+            self.empty(key, key)
             return None
         return value
 
-    def texts(self, key: str, *, required: bool = True) -> list[str]:
-        """A list of non-empty strings; an absent optional field gives []."""
+    def texts(self, key: str, *, required: bool = True, single: bool = False) -> list[str]:
+        """A list of non-empty strings (or one string, with ``single``); absent optional: []."""
         value = self.data.get(key)
+        if single and (isinstance(value, str) or value is None):
+            text = self.text(key, required=required)
+            return [text] if text is not None else []
+        if single and required and value == []:
+            self.problem("bad_type", f"'{key}' is empty", key=key, expected="at least one text")
+        self.used.add(key)
         if value is None:
             if required:
                 self.problem(
@@ -76,13 +99,12 @@ class Record:
             return []
         for i, text in enumerate(value):
             if not text.strip():
-                self.problem(
-                    "empty_text", f"'{key}[{i}]' is empty", key=key, expected="non-empty texts"
-                )
+                self.empty(f"{key}[{i}]", key)
         return value
 
     def ident(self, key: str) -> str | None:
         """A non-empty string id (integers are accepted and turned into strings)."""
+        self.used.add(key)
         value = self.data.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
@@ -98,6 +120,7 @@ class Record:
 
     def score(self, key: str) -> float | None:
         """A finite number (CSV cells are parsed)."""
+        self.used.add(key)
         if key not in self.data or self.data[key] in (None, ""):
             self.problem("missing_field", f"'{key}' is missing", key=key, expected="a number")
             return None
@@ -105,6 +128,7 @@ class Record:
 
     def scores(self, key: str, count: int) -> list[float] | None:
         """An optional list of ``count`` finite numbers."""
+        self.used.add(key)
         value = self.data.get(key)
         if value is None:
             return None
@@ -118,6 +142,21 @@ class Record:
             return None
         numbers = [n for v in value if (n := self._number(v, key)) is not None]
         return numbers if len(numbers) == count else None
+
+    def label(self, key: str) -> int | None:
+        """A 0/1 label (``1``, ``"1"``, ``1.0``…); anything else is reported, never guessed."""
+        number = self.score(key)
+        if number is None or number in (0, 1):
+            return None if number is None else int(number)
+        self.problem(
+            "bad_label",
+            f"'{key}' is {self.data[key]!r}: a pair label must be 0 (negative) or 1 (positive); "
+            "for graded similarity name the column score (scored-pairs), e.g. --columns "
+            f"score={key}",
+            key=key,
+            expected="0 or 1",
+        )
+        return None
 
     def _number(self, value: object, key: str) -> float | None:
         number = math.nan
@@ -216,18 +255,29 @@ def read_jsonl(path: Path, name: str, issues: Issues) -> Iterator[Record]:
         yield Record(data, name, number, issues)
 
 
-def read_table(path: Path, name: str, issues: Issues) -> Iterator[Record]:
-    """Rows of a CSV/TSV file with a header; a record's line is where it starts."""
+def read_table(path: Path, name: str, issues: Issues, *, quotes: bool = True) -> Iterator[Record]:
+    """Rows of a CSV/TSV file with a header; a record's line is where it starts.
+
+    Without ``quotes`` a quote character is text (no CSV quoting). A record that spans several
+    lines (a quoted line break, or an unclosed quote) is reported as a warning naming its lines,
+    since a line-based reader would count other records.
+    """
     text = read_text(path, name, issues)
     if text is None:
         return
     csv.field_size_limit(2**31 - 1)  # long documents are legitimate cells
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=TABLE_SUFFIXES[path.suffix])
+    quoting = csv.QUOTE_MINIMAL if quotes else csv.QUOTE_NONE
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=TABLE_SUFFIXES[path.suffix], quoting=quoting
+    )
     header: list[str] | None = None
     start = 1
+    spans: list[str] = []
     try:
         for row in reader:
             number, start = start, reader.line_num + 1
+            if reader.line_num > number:
+                spans.append(f"{number}-{reader.line_num}")
             if not any(cell.strip() for cell in row):
                 continue
             if header is None:
@@ -244,28 +294,55 @@ def read_table(path: Path, name: str, issues: Issues) -> Iterator[Record]:
                 yield Record(dict(zip(header, row, strict=True)), name, number, issues)
     except csv.Error as e:
         issues.add("bad_csv", str(e), file=name, line=start, expected="well-formed CSV")
+    if spans:
+        issues.warn(
+            "multiline_records",
+            f"{len(spans)} records span several lines (quoted line breaks or an unclosed quote), "
+            f"so the file has fewer records than lines: lines {', '.join(spans[:10])}"
+            + (" …" if len(spans) > 10 else ""),
+            file=name,
+            line=int(spans[0].split("-")[0]),
+        )
 
 
-def read_records(path: Path, issues: Issues) -> Iterator[Record]:
-    """Records of a .jsonl, .csv or .tsv file, chosen by suffix."""
+def read_records(
+    path: Path, issues: Issues, options: ReadOptions | None = None
+) -> Iterator[Record]:
+    """Records of a .jsonl, .csv or .tsv file, chosen by suffix, with ``options.columns``
+    renamed to their fields."""
+    options = options or ReadOptions()
     if not path.is_file():
         raise missing_file(path, "a .jsonl, .csv or .tsv file")
     if path.suffix == ".jsonl":
-        return read_jsonl(path, path.name, issues)
-    if path.suffix in TABLE_SUFFIXES:
-        return read_table(path, path.name, issues)
-    raise unknown_format(path, f"cannot read '{path.suffix}' files", "a .jsonl, .csv or .tsv file")
+        records = read_jsonl(path, path.name, issues)
+    elif path.suffix in TABLE_SUFFIXES:
+        quotes = path.suffix == ".csv" or options.tsv_quotes
+        records = read_table(path, path.name, issues, quotes=quotes)
+    else:
+        raise unknown_format(
+            path, f"cannot read '{path.suffix}' files", "a .jsonl, .csv or .tsv file"
+        )
+    for record in records:
+        record.data = rename_columns(record.data, options.columns)
+        record.drop_empty = options.drop_empty
+        yield record
 
 
 def record_shape(data: dict[str, object]) -> str | None:
-    """The format a record's keys belong to, or None."""
-    return next((fmt for fmt, keys in SHAPES if all(k in data for k in keys)), None)
+    """The format a record's fields belong to (aliases included), or None."""
+    if "sentence1" in data and "sentence2" in data and "score" in data:
+        return "scored-pairs"
+    if "query" in data and "pos" in data:
+        return "flag-jsonl"
+    if find_key(data, "query") and find_key(data, "positive"):
+        return "pairs"
+    return None
 
 
-def read_shaped(path: Path, issues: Issues) -> Iterator[Record]:
+def read_shaped(path: Path, issues: Issues, options: ReadOptions | None = None) -> Iterator[Record]:
     """Records of one shape; a record whose keys match another format is a ``mixed_formats``."""
     first: tuple[str, int] | None = None  # (shape, line) of the first recognisable record
-    for record in read_records(path, issues):
+    for record in read_records(path, issues, options):
         shape = record_shape(record.data)
         if shape and first and shape != first[0]:
             record.problem(

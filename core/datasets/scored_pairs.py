@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
+from core.datasets.options import ReadOptions
 from core.datasets.records import Record, write_records
 from core.datasets.textids import TextDatasetBuilder, read_text_dataset
 from core.datasets.validate import require_valid
@@ -16,8 +17,8 @@ from core.datasets.validate import require_valid
 FORMAT = "scored-pairs"
 
 
-def read_scored_pairs(path: str | Path) -> RetrievalDataset:
-    return read_text_dataset(Path(path), split="train", fmt=FORMAT, add=_add)
+def read_scored_pairs(path: str | Path, *, options: ReadOptions | None = None) -> RetrievalDataset:
+    return read_text_dataset(Path(path), split="train", fmt=FORMAT, add=_add, options=options)
 
 
 def _add(builder: TextDatasetBuilder, record: Record) -> None:

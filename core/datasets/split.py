@@ -45,3 +45,13 @@ def split_by_query(
     new_qrels[names[0]] = {qid: dict(judged) for qid, judged in qrels.items() if qid not in val}
     new_qrels[names[1]] = {qid: dict(judged) for qid, judged in qrels.items() if qid in val}
     return replace(ds, qrels=new_qrels)
+
+
+def hold_out(ds: RetrievalDataset, train: str, held_out: str) -> tuple[RetrievalDataset, int]:
+    """``ds`` without the ``train`` judgments of queries that ``held_out`` judges, and how many
+    queries were removed: a query named for evaluation is never trained on."""
+    overlap = ds.split_qrels(train).keys() & ds.split_qrels(held_out).keys()
+    if not overlap:
+        return ds, 0
+    kept = {qid: judged for qid, judged in ds.qrels[train].items() if qid not in overlap}
+    return replace(ds, qrels={**ds.qrels, train: kept}), len(overlap)

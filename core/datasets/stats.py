@@ -1,12 +1,16 @@
-"""Summary figures of a dataset: sizes, judgments per split and text lengths."""
+"""Summary figures of a dataset: sizes, judgments per split, text lengths and read warnings."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from core.datasets.model import RetrievalDataset
+
+CountTokens = Callable[[Sequence[str], Literal["query", "document"]], list[int]]
+"""Tokens per text as a model sees them (instruction and special tokens included)."""
 
 
 @dataclass(frozen=True)
@@ -34,24 +38,55 @@ class SplitStats:
 
 
 @dataclass(frozen=True)
+class ModelLengths:
+    """Text lengths in one model's tokens and how many exceed its maximum (and get truncated)."""
+
+    model: str
+    max_seq_length: int
+    doc_tokens: Lengths
+    query_tokens: Lengths
+    documents_over_max: int
+    queries_over_max: int
+
+    @classmethod
+    def of(
+        cls, ds: RetrievalDataset, *, model: str, max_seq_length: int, count: CountTokens
+    ) -> ModelLengths:
+        docs = count([doc.full_text for doc in ds.corpus.values()], "document")
+        queries = count([query.text for query in ds.queries.values()], "query")
+        return cls(
+            model=model,
+            max_seq_length=max_seq_length,
+            doc_tokens=Lengths.of(docs),
+            query_tokens=Lengths.of(queries),
+            documents_over_max=sum(n > max_seq_length for n in docs),
+            queries_over_max=sum(n > max_seq_length for n in queries),
+        )
+
+
+@dataclass(frozen=True)
 class DatasetStats:
     documents: int
     queries: int
     splits: dict[str, SplitStats]
     doc_chars: Lengths  # documents are measured as title + text
-    doc_tokens: Lengths  # whitespace-separated tokens
+    doc_tokens: Lengths  # whitespace-separated words (model tokens: ``model_lengths``)
     query_chars: Lengths
     query_tokens: Lengths
     unjudged_queries: int  # queries judged in no split
     never_relevant_documents: int  # documents relevant to no query in any split
     negatives: int  # (query, negative document) pairs
     scored_pairs: int  # (query, document) pairs in ``ds.scores``
+    warnings: list[dict[str, object]] = field(default_factory=list)  # see ``ds.warnings``
+    model_lengths: ModelLengths | None = None  # lengths in a model's tokens, when one is given
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def dataset_stats(ds: RetrievalDataset) -> DatasetStats:
+def dataset_stats(ds: RetrievalDataset, model_lengths: ModelLengths | None = None) -> DatasetStats:
+    """Figures of ``ds``; ``doc_tokens`` / ``query_tokens`` count words, ``model_lengths`` (from
+    ``ModelLengths.of``) a model's tokens."""
     judged = {qid for qrels in ds.qrels.values() for qid in qrels}
     relevant = {
         did
@@ -74,6 +109,8 @@ def dataset_stats(ds: RetrievalDataset) -> DatasetStats:
         never_relevant_documents=len(ds.corpus.keys() - relevant),
         negatives=sum(len(docs) for docs in ds.negatives.values()),
         scored_pairs=sum(len(docs) for docs in ds.scores.values()),
+        warnings=[w.as_dict() for w in ds.warnings],
+        model_lengths=model_lengths,
     )
 
 

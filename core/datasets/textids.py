@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from core.datasets.model import Document, Qrels, Query, RetrievalDataset
+from core.datasets.options import ReadOptions
 from core.datasets.records import Record, read_shaped
 from core.datasets.validate import Issues
 
@@ -27,11 +29,21 @@ class TextDatasetBuilder:
         self.negatives: dict[str, list[str]] = {}
         self.scores: dict[str, dict[str, float]] = {}
 
-    def query(self, text: str, *, instruction: str | None = None) -> str:
-        """The id of the query with this text; the first instruction seen for it is kept."""
-        qid = text_id("q-", text)
+    def query(self, text: str, *, instruction: str | None = None, qid: str | None = None) -> str:
+        """The id of the query with this text (or the given ``qid``); the first instruction
+        seen for it is kept."""
+        qid = qid or text_id("q-", text)
         self.queries.setdefault(qid, Query(qid, text, instruction=instruction))
         return qid
+
+    def new_query(self, text: str, *, instruction: str | None = None) -> str:
+        """A query of its own even when an earlier one has the same text (``q-…-2``, ``-3``…)."""
+        base = text_id("q-", text)
+        qid, n = base, 1
+        while qid in self.queries:
+            n += 1
+            qid = f"{base}-{n}"
+        return self.query(text, instruction=instruction, qid=qid)
 
     def doc(self, text: str) -> str:
         did = text_id("d-", text)
@@ -62,14 +74,37 @@ class TextDatasetBuilder:
 
 
 def read_text_dataset(
-    path: Path, *, split: str, fmt: str, add: Callable[[TextDatasetBuilder, Record], None]
+    path: Path,
+    *,
+    split: str,
+    fmt: str,
+    add: Callable[[TextDatasetBuilder, Record], None],
+    options: ReadOptions | None = None,
 ) -> RetrievalDataset:
-    """Read a line-oriented file, feeding each record to ``add``; raise every issue found."""
+    """Read a line-oriented file, feeding each record to ``add``; raise every issue found.
+
+    Columns no reader looked at and records dropped for an empty text become warnings.
+    """
     issues = Issues()
     builder = TextDatasetBuilder(split)
-    for record in read_shaped(path, issues):
+    unused: Counter[str] = Counter()
+    dropped: list[int] = []
+    for record in read_shaped(path, issues, options):
         add(builder, record)
+        unused.update(key for key in record.data if key not in record.used)
+        if record.dropped:
+            dropped.append(record.line)
     if not builder.queries and not issues:
         issues.add("empty_dataset", "the file has no records", file=path.name)
     issues.raise_if_any()
-    return builder.build(name=path.stem, source_format=fmt)
+    issues.warn_unused(unused, file=path.name)
+    if dropped:
+        issues.warn(
+            "dropped_empty",
+            f"dropped {len(dropped)} records with an empty text (lines "
+            f"{', '.join(map(str, dropped[:10]))}{' …' if len(dropped) > 10 else ''})",
+            file=path.name,
+        )
+    ds = builder.build(name=path.stem, source_format=fmt)
+    ds.warnings = issues.warnings
+    return ds

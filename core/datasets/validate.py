@@ -12,10 +12,12 @@ MAX_ISSUES = 50
 
 
 class Issues:
-    """Up to ``MAX_ISSUES`` problems found in a dataset, raised together as ``DatasetInvalid``."""
+    """Up to ``MAX_ISSUES`` problems found in a dataset, raised together as ``DatasetInvalid``,
+    and up to as many warnings: things read in a way the user should know about."""
 
     def __init__(self) -> None:
         self.items: list[DataIssue] = []
+        self.warnings: list[DataIssue] = []
 
     def __len__(self) -> int:
         return len(self.items)
@@ -32,6 +34,29 @@ class Issues:
     ) -> None:
         if len(self.items) < MAX_ISSUES:
             self.items.append(DataIssue(code, message, file, line, field, expected))
+
+    def warn(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        if len(self.warnings) < MAX_ISSUES:
+            self.warnings.append(DataIssue(code, message, file, line, field))
+
+    def warn_unused(self, counts: Mapping[str, int], *, file: str) -> None:
+        """One ``unused_column`` warning per column no reader looked at, with its count."""
+        for key, count in sorted(counts.items()):
+            self.warn(
+                "unused_column",
+                f"column '{key}' ({count} records) is not read as any field; map it with "
+                "--columns FIELD=COLUMN or remove it",
+                file=file,
+                field=key,
+            )
 
     def raise_if_any(self) -> None:
         if self.items:

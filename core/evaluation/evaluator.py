@@ -26,6 +26,7 @@ class EvalSpec:
     k_values: tuple[int, ...] = K_VALUES
     top_k: int = 100  # documents retrieved and saved per query
     index: IndexSpec = field(default_factory=IndexSpec)
+    count_truncated: bool = True  # tokenize every text to report how many are cut (~2 s/5k docs)
 
 
 def encode_cached(
@@ -120,7 +121,27 @@ def evaluate(
         timings=timings,
         cache={"corpus_hits": doc_hits, "corpus_misses": len(set(doc_texts)) - doc_hits},
         model_config={**asdict(embedder.config), "max_seq_length": embedder.max_seq_length},
+        truncated=truncated_counts(
+            embedder, doc_texts, [dataset.queries[q].text for q in query_ids]
+        )
+        if spec.count_truncated
+        else {},
     )
+
+
+def truncated_counts(
+    embedder: Embedder, documents: list[str], queries: list[str]
+) -> dict[str, int]:
+    """How many documents and queries exceed the model's max sequence length (and are cut);
+    empty for an embedder that cannot count tokens."""
+    count = getattr(embedder, "count_tokens", None)
+    if count is None:
+        return {}
+    limit = embedder.max_seq_length
+    return {
+        "documents": sum(n > limit for n in count(documents, "document")),
+        "queries": sum(n > limit for n in count(queries, "query")),
+    }
 
 
 def _query_result(

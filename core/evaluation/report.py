@@ -35,6 +35,7 @@ class EvalReport:
     cache: dict[str, int] = field(default_factory=dict)
     model_config: dict[str, Any] = field(default_factory=dict)
     primary_metric: str = PRIMARY_METRIC
+    truncated: dict[str, int] = field(default_factory=dict)  # texts over max_seq_length, cut
 
     @property
     def primary(self) -> float:

@@ -91,6 +91,7 @@ def run_eval(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         "metrics": {k: report.metrics[k] for k in HEADLINE},
         "num_queries": report.num_queries,
         "num_documents": report.num_documents,
+        "truncated": report.truncated,
         "report_path": str(path),
     }
 

@@ -67,7 +67,10 @@ def submit_job(
     spec = request.spec
     check_value(spec.model_dump(mode="python"))  # nothing the database cannot store
     with transaction(factory) as session:
-        repos.get_or_404(session, DatasetRow, spec.dataset_id, "dataset", project_id=project_id)
+        dataset = repos.get_or_404(
+            session, DatasetRow, spec.dataset_id, "dataset", project_id=project_id
+        )
+        _check_splits(dataset, _splits_read(request))
         if isinstance(request, NudgeJob) and request.spec.model_from_job:
             _check_source_job(session, request.spec.model_from_job, project_id)
         else:
@@ -100,6 +103,30 @@ def submit_job(
         log.warning("job %s committed but not enqueued", job.id, exc_info=True)
         raise NotEnqueued(job) from None
     return job
+
+
+def _splits_read(
+    request: EvalJob | IndexJob | MineJob | FinetuneJob | NudgeJob | CompareJob,
+) -> list[str]:
+    """The splits of its dataset a job reads (a compare job checks its own)."""
+    spec = request.spec
+    if isinstance(request, EvalJob | MineJob):
+        return [request.spec.split]
+    if isinstance(request, FinetuneJob | NudgeJob):
+        return [s for s in (spec.train_split, spec.val_split) if s]
+    return []
+
+
+def _check_splits(dataset: DatasetRow, splits: list[str]) -> None:
+    have = dataset.stats.get("splits", {})
+    for split in splits:
+        if split not in have:
+            raise InvalidInput(
+                f"dataset '{dataset.id}' has no split '{split}' (splits: "
+                f"{', '.join(sorted(have)) or 'none'})",
+                code="no_split",
+                param="spec",
+            )
 
 
 def _check_source_job(session: Session, job_id: str, project_id: str) -> None:

@@ -43,6 +43,16 @@ class Embedder:
         cfg = self.config
         return cfg.query_instruction if side == "query" else cfg.document_instruction
 
+    def count_tokens(self, texts: Sequence[str], side: Side) -> list[int]:
+        """Tokens per text before truncation: instruction and special tokens included."""
+        prompt = self.instruction(side)
+        counts: list[int] = []
+        for start in range(0, len(texts), CHUNK):
+            chunk = [prompt + t for t in texts[start : start + CHUNK]]
+            ids = self.st.tokenizer(chunk, truncation=False, verbose=False)["input_ids"]
+            counts.extend(len(i) for i in ids)
+        return counts
+
     def encode(
         self, texts: Sequence[str], side: Side, progress: Progress | None = None
     ) -> np.ndarray:

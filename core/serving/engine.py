@@ -13,7 +13,8 @@ from core.serving.batcher import Batcher, Encoded, Stats
 from core.serving.lru import LoadingLRU
 from core.serving.model import ServedModel
 from core.serving.search import Hit, ServedIndex
-from core.serving.spec import ModelKey, ServeSpec
+from core.serving.spec import TRUNCATE_HINT, ModelKey, ServeSpec
+from core.serving.token_ids import refused
 from core.serving.vectors import shorten
 
 LoadModel = Callable[[ModelKey], Embedder]
@@ -45,11 +46,12 @@ class Engine:
         texts: list[str],
         *,
         side: Side = "document",
-        truncate: bool = False,
+        truncate: bool | None = None,
         dimensions: int | None = None,
     ) -> Encoded:
         """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized.
-        Inputs over ``max_input_chars`` are refused before any model work, or cut to it."""
+        Inputs over ``max_input_chars`` are refused before any model work, or cut to it;
+        ``truncate`` None takes the spec's default for the model."""
         if not texts:
             raise InvalidInput("input is empty", code="empty_input", param="input")
         if len(texts) > self.spec.max_inputs:
@@ -58,6 +60,8 @@ class Engine:
                 code="too_many_inputs",
                 param="input",
             )
+        if truncate is None:
+            truncate = self.spec.truncates(key.ref)
         texts = self._bounded(texts, truncate)
         batcher = await self._batcher(key)
         dim = batcher.model.dim
@@ -71,6 +75,15 @@ class Engine:
         if dimensions is None or dimensions == dim:
             return encoded
         return Encoded(shorten(encoded.vectors, dimensions), encoded.tokens)
+
+    async def decode(self, key: ModelKey, inputs: list[list[int]]) -> list[str]:
+        """Texts of token ids in the model's own vocabulary (special tokens left out)."""
+        batcher = await self._batcher(key)
+        size = batcher.model.tokenizer.get_vocab_size()
+        for i, ids in enumerate(inputs):
+            if max(ids) >= size:
+                raise refused(i, f"include ids beyond the model's vocabulary of {size}")
+        return batcher.model.tokenizer.decode_batch(inputs, skip_special_tokens=True)
 
     async def search(
         self, index_id: str, load: Callable[[], ServedIndex], queries: list[str], top_k: int
@@ -110,7 +123,7 @@ class Engine:
             if len(text) > bound:
                 raise TooLarge(
                     f"input {i} has {len(text)} characters, more than the {bound} this server "
-                    'takes; shorten it or send "truncate": true',
+                    f"takes; {TRUNCATE_HINT}",
                     code="input_too_long",
                     param=f"input[{i}]",
                 )

@@ -14,7 +14,7 @@ from core.errors import InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
 from core.serving import tokens
 from core.serving.onnx import OnnxEncoder
-from core.serving.spec import ModelKey, ServeSpec
+from core.serving.spec import TRUNCATE_HINT, ModelKey, ServeSpec
 from core.serving.tokens import Rows, Tokens
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class ServedModel:
         if counts[longest] > limit:
             raise TooLarge(
                 f"input {reached[longest]} has {counts[longest]} tokens, more than the {limit} "
-                'the model takes; shorten it or send "truncate": true',
+                f"the model takes; {TRUNCATE_HINT}",
                 code="input_too_long",
                 param=f"input[{reached[longest]}]",
             )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -30,6 +31,12 @@ class ServeSpec:
     model_memory_bytes: int = 4 << 30  # weights of loaded models, least recently used evicted
     index_memory_bytes: int = 4 << 30  # loaded indexes and their document texts
     onnx_dir: Path | None = None  # where CPU models' ONNX exports live; None: PyTorch only
+    truncate: bool = True  # over-long inputs of requests that do not say: cut (True) or 413
+    truncate_models: Mapping[str, bool] = field(default_factory=dict)  # per model reference
+
+    def truncates(self, ref: str) -> bool:
+        """Whether a request for model ``ref`` that sends no ``truncate`` gets truncation."""
+        return self.truncate_models.get(ref, self.truncate)
 
 
 @dataclass(frozen=True)
@@ -48,3 +55,10 @@ class ModelKey:
             "query_instruction": self.query_instruction,
             "document_instruction": self.document_instruction,
         }
+
+
+TRUNCATE_HINT = (
+    'shorten it or send the request field "truncate": true to cut it '
+    "(openai client: extra_body={'truncate': True})"
+)
+"""How a 413 for an over-long input says what changes it."""

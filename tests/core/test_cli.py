@@ -10,12 +10,17 @@ import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
-REPO = Path(__file__).resolve().parents[2]  # this checkout's code, whatever is installed
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EMBEDTUNE_DATA_DIR": str(cwd / "var"), "COLUMNS": "160"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    """The command of this checkout (not of whichever checkout is installed)."""
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(cwd / "var"),
+        "COLUMNS": "160",
+        "PYTHONPATH": str(REPO),
+    }
     return subprocess.run(
         [*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -49,6 +54,7 @@ def test_eval_prints_a_table_and_writes_the_report(
     data = json.loads(report.read_text())
     assert data["num_queries"] == 300 and 0 < data["metrics"]["ndcg@10"] < 1
     assert f"{data['metrics']['ndcg@10']:.4f}" in out.stdout
+    assert data["truncated"]["documents"] > 0 and "truncated at 64 tokens" in out.stdout
     assert len(data["per_query"]) == 300
     # The corpus embeddings were cached under the data dir: a second run encodes nothing.
     again = run_cli(
@@ -101,3 +107,67 @@ def test_projects_and_keys_in_them(tmp_path: Path) -> None:
     assert made.stdout.strip() in keys and "prj_default" in keys
     missing = run_cli("keys", "create", "--project", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "project_not_found" in missing.stderr
+
+
+def test_the_worker_of_up_dies_with_its_parent_even_when_killed(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time; from cli.platform import die_with_parent; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], "
+            "preexec_fn=die_with_parent(os.getpid())); "
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)",
+        ],
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 30
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)  # still there (or a zombie awaiting init)
+            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child outlived its killed parent")
+
+
+def test_validate_maps_columns_and_prints_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("ask,reply,origin\nq1,a1,web\nq2,,web\n", encoding="utf-8")
+    refused = run_cli("validate", str(path), "--columns", "query=ask,positive=reply", cwd=tmp_path)
+    assert refused.returncode == 2 and "--drop-empty" in refused.stderr
+    out = run_cli(
+        "validate", str(path), "--columns", "query=ask,positive=reply", "--drop-empty", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "unused_column" in out.stderr and "'origin' (2 records)" in out.stderr
+    assert "dropped 1 records with an empty text (lines 3)" in out.stderr
+
+
+def test_eval_refuses_a_split_the_dataset_does_not_have(tmp_path: Path) -> None:
+    data = {
+        "queries": {"q1": "one", "q2": "two"},
+        "corpus": {"d1": "doc one", "d2": "doc two"},
+        "relevant_docs": {"q1": ["d1"], "q2": ["d2"]},
+        "queries_split": {"train": ["q1"], "val": ["q2"]},
+    }
+    path = tmp_path / "rag.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    out = run_cli(
+        "eval", "--dataset", str(path), "--model", "unused", "--split", "test", cwd=tmp_path
+    )
+    assert out.returncode == 2
+    assert "no split 'test' (splits: train, val)" in out.stderr

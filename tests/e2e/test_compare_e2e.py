@@ -96,5 +96,5 @@ def test_cancelling_a_running_compare_job_cancels_its_running_child(
         "base": "succeeded",
         **dict.fromkeys(("full", "lora", "adapter", "nudge-n", "full+nudge-n"), "cancelled"),
     }
-    models = api.get("/v1/models").json()["items"]
+    models = api.get("/v1/models").json()["data"]
     assert not any(m["job_id"] == kids["full"]["id"] for m in models)

@@ -93,7 +93,7 @@ def test_kill_9_mid_finetune_resumes_from_checkpoint_to_one_model(
     log = events(api, job_id)
     assert any("worker stopped answering" in e for e in log)
     assert any("resum" in e.lower() and "10" in e for e in log), log
-    tuned = [m for m in api.get("/v1/models").json()["items"] if m["job_id"] == job_id]
+    tuned = [m for m in api.get("/v1/models").json()["data"] if m["job_id"] == job_id]
     assert len(tuned) == 1 and tuned[0]["id"] == job["result"]["model_id"]
 
 

@@ -33,6 +33,7 @@ def test_eval_job_runs_to_succeeded_with_rising_progress(
     assert seen == sorted(seen) and seen[-1] == 100
     assert 0 < job["result"]["metrics"]["ndcg@10"] < 1 and job["result"]["num_queries"] == 300
     assert job["attempts"] == 1 and job["worker"]
+    assert set(job["result"]["truncated"]) == {"documents", "queries"}  # cut at max_seq_length
     series = api.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
     assert series["ndcg@10"][0]["value"] == pytest.approx(job["result"]["metrics"]["ndcg@10"])
     assert len(series) == 30  # 6 metrics at 5 cut-offs
@@ -84,7 +85,7 @@ def test_finetune_job_produces_a_listed_model_that_evaluates(
     assert job["status"] == "succeeded", job["error"]
     assert seen == sorted(seen)
     model_id = job["result"]["model_id"]
-    models = {m["id"]: m for m in api.get("/v1/models").json()["items"]}
+    models = {m["id"]: m for m in api.get("/v1/models").json()["data"]}
     assert models[model_id]["kind"] == "finetuned" and models[model_id]["job_id"] == job_id
     assert "ndcg@10" in models[model_id]["metrics"]["after"]
     series = api.get(f"/v1/jobs/{job_id}/metrics").json()["series"]
@@ -114,4 +115,4 @@ def test_cancelling_a_running_finetune_ends_cancelled_within_seconds(
     assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     job, _ = wait_for(api, job_id, timeout=20)
     assert job["status"] == "cancelled"
-    assert not any(m["job_id"] == job_id for m in api.get("/v1/models").json()["items"])
+    assert not any(m["job_id"] == job_id for m in api.get("/v1/models").json()["data"])
