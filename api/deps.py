@@ -12,7 +12,7 @@ from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.security import Inference
-from core.jobs.service import Enqueue
+from core.jobs.ports import Enqueue
 from core.settings import Settings
 from core.store import repos
 from core.store.tables import DatasetRow, IndexRow, JobRow, ModelRow

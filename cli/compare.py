@@ -44,9 +44,9 @@ def compare(
     """Compare base, fine-tunes and NUDGE on one dataset and split, as the API's compare job
     does (one child job per method, in the local store), and print the report."""
     from core.compare import CompareReport, to_markdown
+    from core.jobs.kinds.compare import CompareJob
     from core.jobs.runner import run_job
     from core.jobs.service import submit_job
-    from core.jobs.specs import CompareJob
     from core.settings import get_settings
     from core.store.db import make_engine, make_session_factory, upgrade
     from core.store.tables import JobRow
@@ -56,7 +56,7 @@ def compare(
     factory = make_session_factory(make_engine(settings.db_url))
     spec: dict[str, Any] = {
         "dataset_id": _register(factory, settings, dataset, fmt, train_split),
-        # jobs take local models by absolute path only (see core.jobs.handlers._embedder)
+        # jobs take local models by absolute path only (see core.jobs.common.trusted_path)
         "base_model": str(Path(model).resolve()) if Path(model).is_dir() else model,
         "train_split": train_split,
         "test_split": test_split,
@@ -68,16 +68,25 @@ def compare(
         spec["forgetting_dataset_id"] = _register(factory, settings, forgetting, None, "test")
     if methods:
         spec["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
+    queue: list[str] = []  # run here, in the order jobs are enqueued, not by a worker
     job = submit_job(
         factory,
         CompareJob(type="compare", spec=spec),
-        enqueue=lambda *_: None,  # run here, not by a worker
+        enqueue=lambda job_id, _: queue.append(job_id),
         models_dir=settings.models_dir,
         allow_paths=True,
     )
     err.print(f"compare job {job.id} (data in {settings.data_dir})")
+    worker = f"cli@{socket.gethostname()}"
     with _watch(factory, job.id):
-        run_job(job.id, factory=factory, settings=settings, worker=f"cli@{socket.gethostname()}")
+        while queue:  # each job's end enqueues what waited for it, the compare job last
+            run_job(
+                queue.pop(0),
+                factory=factory,
+                settings=settings,
+                worker=worker,
+                enqueue=lambda job_id, _: queue.append(job_id),
+            )
     with factory() as session:
         done = session.get(JobRow, job.id)
     assert done is not None
@@ -118,14 +127,17 @@ def _watch(factory: Any, job_id: str) -> Iterator[None]:
     stop = threading.Event()
     seen: dict[str, tuple[str, str | None]] = {}
 
+    def show() -> None:
+        with factory() as session:
+            rows = [session.get(JobRow, job_id), *repos.child_jobs(session, parent_id=job_id)]
+        for row in rows:
+            if row is not None and seen.get(row.id) != (row.status, row.stage):
+                seen[row.id] = (row.status, row.stage)
+                err.print(f"{row.type:<9}{row.id}  {row.status:<10}{row.stage or ''}")
+
     def loop() -> None:
         while not stop.wait(WATCH_EVERY_S):
-            with factory() as session:
-                rows = [session.get(JobRow, job_id), *repos.child_jobs(session, parent_id=job_id)]
-            for row in rows:
-                if row is not None and seen.get(row.id) != (row.status, row.stage):
-                    seen[row.id] = (row.status, row.stage)
-                    err.print(f"{row.type:<9}{row.id}  {row.status:<10}{row.stage or ''}")
+            show()
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -134,3 +146,4 @@ def _watch(factory: Any, job_id: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+        show()  # the final states

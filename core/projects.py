@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, NotFound
+from core.names import check_name
 from core.store.tables import ProjectRow
-
-NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,99}$")
 
 
 def create_project(session: Session, *, name: str) -> ProjectRow:
     """A new project; 409 if the name is taken."""
-    if not NAME.match(name):
-        raise InvalidInput("a project name is 1-100 letters, digits, '.', '_' or '-'", param="name")
+    check_name(name, param="name")
     if session.scalar(select(ProjectRow).where(ProjectRow.name == name)) is not None:
         raise Conflict(f"project '{name}' already exists", code="project_exists", param="name")
     row = ProjectRow(name=name)

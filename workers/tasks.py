@@ -35,6 +35,7 @@ def run(self: Task, job_id: str) -> str:
         factory=rt.factory,
         settings=rt.settings,
         worker=self.request.hostname,
+        enqueue=rt.enqueue,
         time_limit_errors=(SoftTimeLimitExceeded,),
     )
     if outcome == "busy":  # another worker holds a fresh lease: look again once it may lapse

@@ -14,7 +14,7 @@ from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
 from api.security import User
 from core.jobs import service
-from core.jobs.specs import JobRequest, JobStatus, JobType
+from core.jobs.registry import JobRequest, JobStatus, JobType
 from core.store import repos
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -113,6 +113,6 @@ def job_metrics(
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead)
-def cancel_job(job: JobDep, factory: FactoryDep) -> JobRead:
+def cancel_job(job: JobDep, factory: FactoryDep, enqueue: EnqueueDep) -> JobRead:
     """Cancel: a queued job never starts; a running one stops at its next step."""
-    return JobRead.of(service.cancel_job(factory, job_id=job.id))
+    return JobRead.of(service.cancel_job(factory, job_id=job.id, enqueue=enqueue))

@@ -8,13 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from api.schemas.common import ReadModel
+from core.names import Name
+from core.safe_values import SafeText
 from core.store.tables import DEFAULT_PROJECT
 
 ID_PATTERN = r"^[\w-]{1,40}$"  # what ids look like: anything else is refused before SQL
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="Letters, digits, '.', '_', '-'.")
+    name: Name = Field(description="Letters, digits, '.', '_', '-' (64 at most).")
 
 
 class ProjectRead(ReadModel):
@@ -28,7 +30,7 @@ class ProjectList(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="Who or what uses the key.")
+    name: SafeText = Field(min_length=1, max_length=200, description="Who or what uses the key.")
     role: Literal["admin", "user", "inference"] = "user"
     project_id: str = Field(
         DEFAULT_PROJECT, pattern=ID_PATTERN, description="The project whose rows the key sees."

@@ -86,3 +86,7 @@ def evaluate_run(
         if any(grade > 0 for grade in judged.values())
     }
     return aggregate(per_query), per_query
+
+
+HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
+"""The metrics a job result, a model card and a comparison report show."""

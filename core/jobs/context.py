@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Cancelled
+from core.jobs.ports import Enqueue
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -40,6 +41,7 @@ class JobContext:
     settings: Settings
     artifacts: Path
     lease_token: str
+    enqueue: Enqueue
     started: float = field(default_factory=time.monotonic)
     stop_reason: StopReason | None = None
     _progress: float = 0.0

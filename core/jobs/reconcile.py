@@ -4,7 +4,8 @@
   again (its lease token cleared, so the old worker's writes are refused), or failed as
   worker_lost once it used up its attempts.
 - A queued job the broker no longer holds (Redis restarted, a crash between commit and
-  enqueue) is enqueued again.
+  enqueue) is enqueued again, unless it still waits for another job; so is a job whose
+  dependencies all ended but which was never enqueued.
 - Expired Idempotency-Key records are deleted, and staged uploads of requests that died
   (untouched for ``upload_stale_seconds``) are removed.
 """
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.jobs.runner import set_final
-from core.jobs.service import Enqueue
-from core.jobs.specs import QUEUE_OF
+from core.jobs import lifecycle
+from core.jobs.ports import Enqueue
+from core.jobs.registry import queue_of
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -50,14 +51,14 @@ def reconcile(
     broker_job_ids: BrokerJobIds,
 ) -> Reconciled:
     now = utcnow()
-    requeued, failed, lost = [], [], []
+    requeued, failed, lost, released = [], [], [], []
     with transaction(factory) as session:
         for job in repos.stale_running(
             session, before=now - timedelta(seconds=settings.lease_seconds)
         ):
             age = (now - as_utc(job.heartbeat_at)).total_seconds()
             if job.attempts >= settings.job_max_attempts:
-                set_final(
+                lifecycle.set_final(
                     session,
                     job,
                     "failed",
@@ -65,6 +66,7 @@ def reconcile(
                     message=f"its worker stopped answering ({age:.0f}s without a "
                     f"heartbeat) on the last of {job.attempts} attempts",
                 )
+                released += lifecycle.release_dependents(session, job)
                 failed.append(job.id)
                 continue
             job.status, job.lease_token, job.enqueued_at = "queued", None, now
@@ -91,8 +93,8 @@ def reconcile(
                         message="re-enqueued: the broker no longer held it",
                     )
                     lost.append((job.id, job.type))
-    for job_id, job_type in requeued + lost:
-        enqueue(job_id, QUEUE_OF[job_type])
+    for job_id, job_type in requeued + lost + [(j.id, j.type) for j in released]:
+        enqueue(job_id, queue_of(job_type))
     with transaction(factory) as session:
         expired = repos.purge_idempotency(
             session,

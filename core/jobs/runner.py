@@ -15,14 +15,15 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import CoreError
+from core.jobs import lifecycle
 from core.jobs.context import JobContext, Stop
-from core.jobs.handlers import HANDLERS
-from core.jobs.specs import SPEC_OF
+from core.jobs.ports import Enqueue
+from core.jobs.registry import kind_of, queue_of
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -30,7 +31,7 @@ from core.store.tables import JobRow, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["succeeded", "failed", "cancelled", "busy", "requeue", "lease_lost"]
+Outcome = Literal["succeeded", "failed", "cancelled", "busy", "requeue", "lease_lost", "waiting"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,16 @@ def run_job(
     factory: sessionmaker[Session],
     settings: Settings,
     worker: str,
+    enqueue: Enqueue,
     time_limit_errors: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Run ``job_id``; returns its final state, or ``busy`` (held elsewhere: retry later),
-    ``requeue`` (handed back: enqueue it again) or ``lease_lost``."""
-    claim = _claim(job_id, factory, settings, worker)
+    ``requeue`` (handed back: enqueue it again), ``waiting`` (it waits for other jobs, whose
+    end enqueues it) or ``lease_lost``. A final state enqueues the jobs waiting for it."""
+    claim = _claim(job_id, factory, settings, worker, enqueue)
     if isinstance(claim, str):
         return claim  # type: ignore[return-value]
-    ctx = JobContext(job_id, factory, settings, settings.jobs_dir / job_id, claim.token)
+    ctx = JobContext(job_id, factory, settings, settings.jobs_dir / job_id, claim.token, enqueue)
     ctx.artifacts.mkdir(parents=True, exist_ok=True)
     beat = _Heartbeat(ctx, settings.heartbeat_seconds)
     beat.start()
@@ -64,9 +67,10 @@ def run_job(
 
 
 def _run(ctx: JobContext, claim: Claim, time_limit_errors: tuple) -> Outcome:
-    spec = SPEC_OF[claim.type].model_validate(claim.spec)
+    kind = kind_of(claim.type)
+    spec = kind.Spec.model_validate(claim.spec)
     try:
-        result = HANDLERS[claim.type](ctx, spec)
+        result = kind.run(ctx, spec)
     except time_limit_errors:
         return _finish(ctx, "failed", code="time_limit", message="the job ran past its limit")
     except CoreError as exc:
@@ -105,39 +109,59 @@ def _stopped(ctx: JobContext) -> Outcome:
 
 
 def _claim(
-    job_id: str, factory: sessionmaker[Session], settings: Settings, worker: str
+    job_id: str, factory: sessionmaker[Session], settings: Settings, worker: str, enqueue: Enqueue
 ) -> Claim | Outcome:
+    ready: list[JobRow] = []
     with transaction(factory) as session:
-        job = repos.lock_job(session, job_id=job_id)
-        if job.status in repos.TERMINAL:
-            return job.status  # type: ignore[return-value]
-        if job.cancel_requested:
-            set_final(session, job, "cancelled")
-            return "cancelled"
-        if job.status == "running" and not is_stale(job, settings.lease_seconds):
-            return "busy"
-        if job.attempts >= settings.job_max_attempts:
-            set_final(
-                session,
-                job,
-                "failed",
-                code="worker_lost",
-                message=f"gave up after {job.attempts} attempts whose worker was lost",
-            )
-            return "failed"
-        job.attempts += 1
-        token = uuid.uuid4().hex
-        job.status, job.worker, job.lease_token = "running", worker, token
-        job.heartbeat_at, job.handoff_requested = utcnow(), False
-        job.started_at = job.started_at or utcnow()
-        repos.add_event(
-            session,
-            job_id=job_id,
-            kind="state",
-            message="running",
-            data={"attempt": job.attempts, "worker": worker},
-        )
-        return Claim(job.type, dict(job.spec), token)
+        claim = _take(session, job_id, settings, worker, ready)
+    _enqueue(ready, enqueue)
+    return claim
+
+
+def _take(
+    session: Session, job_id: str, settings: Settings, worker: str, ready: list[JobRow]
+) -> Claim | Outcome:
+    job = repos.lock_job(session, job_id=job_id)
+    if job.status in repos.TERMINAL:
+        return job.status  # type: ignore[return-value]
+    if job.cancel_requested:
+        ready += _final(session, job, "cancelled")
+        return "cancelled"
+    if job.status == "queued" and lifecycle.is_waiting(session, job):
+        return "waiting"  # a stray delivery: the end of what it waits for enqueues it
+    if job.status == "running" and not is_stale(job, settings.lease_seconds):
+        return "busy"
+    if job.attempts >= settings.job_max_attempts:
+        message = f"gave up after {job.attempts} attempts whose worker was lost"
+        ready += _final(session, job, "failed", code="worker_lost", message=message)
+        return "failed"
+    job.attempts += 1
+    token = uuid.uuid4().hex
+    job.status, job.worker, job.lease_token = "running", worker, token
+    job.heartbeat_at, job.handoff_requested = utcnow(), False
+    job.started_at = job.started_at or utcnow()
+    repos.add_event(
+        session,
+        job_id=job_id,
+        kind="state",
+        message="running",
+        data={"attempt": job.attempts, "worker": worker},
+    )
+    return Claim(job.type, dict(job.spec), token)
+
+
+def _final(session: Session, job: JobRow, status: str, **outcome: Any) -> list[JobRow]:
+    """End ``job`` (locked); the jobs that waited for it and may run now."""
+    lifecycle.set_final(session, job, status, **outcome)
+    return lifecycle.release_dependents(session, job)
+
+
+def _enqueue(jobs: list[JobRow], enqueue: Enqueue) -> None:
+    for job in jobs:
+        try:
+            enqueue(job.id, queue_of(job.type))
+        except Exception:  # the reconciler finds a released job the broker never got
+            log.warning("job %s is free to run but was not enqueued", job.id, exc_info=True)
 
 
 def is_stale(job: JobRow, lease_seconds: float) -> bool:
@@ -159,32 +183,9 @@ def _finish(
         if job.lease_token != ctx.lease_token:
             log.warning("job %s: lease lost before recording %s", ctx.job_id, status)
             return "lease_lost"
-        set_final(session, job, status, code=code, message=message, result=result)
+        ready = _final(session, job, status, code=code, message=message, result=result)
+    _enqueue(ready, ctx.enqueue)
     return status  # type: ignore[return-value]
-
-
-def set_final(
-    session: Session,
-    job: JobRow,
-    status: str,
-    *,
-    code: str | None = None,
-    message: str | None = None,
-    result: dict | None = None,
-) -> None:
-    """Move ``job`` (locked) to a final state and record the event."""
-    job.status, job.finished_at, job.eta_seconds, job.lease_token = status, utcnow(), None, None
-    job.error_code, job.error_message = code, message
-    if status == "succeeded":
-        job.progress, job.result = 1.0, result or {}
-    repos.add_event(
-        session,
-        job_id=job.id,
-        kind="state",
-        message=status,
-        level="error" if status == "failed" else "info",
-        data={"code": code, "message": message} if code else {},
-    )
 
 
 class _Heartbeat:

@@ -16,6 +16,7 @@ from core.store.tables import (
     DatasetRow,
     IdempotencyRow,
     IndexRow,
+    JobDependencyRow,
     JobEventRow,
     JobRow,
     MetricRow,
@@ -132,6 +133,28 @@ def update_leased(session: Session, *, job_id: str, token: str, **values: Any) -
     return result.rowcount == 1
 
 
+def add_dependency(session: Session, *, job_id: str, depends_on: str, required: bool) -> None:
+    session.add(JobDependencyRow(job_id=job_id, depends_on=depends_on, required=required))
+    session.flush()
+
+
+def dependencies_on(session: Session, *, job_id: str) -> list[JobDependencyRow]:
+    """The links of the jobs that wait for ``job_id``."""
+    query = select(JobDependencyRow).where(JobDependencyRow.depends_on == job_id)
+    return list(session.scalars(query.order_by(JobDependencyRow.job_id)))
+
+
+def unfinished_dependencies(session: Session, *, job_id: str) -> int:
+    """How many of the jobs ``job_id`` waits for have not finished."""
+    query = (
+        select(func.count())
+        .select_from(JobDependencyRow)
+        .join(JobRow, JobRow.id == JobDependencyRow.depends_on)
+        .where(JobDependencyRow.job_id == job_id, JobRow.status.in_(ACTIVE))
+    )
+    return session.scalar(query) or 0
+
+
 def job_flags(session: Session, *, job_id: str) -> Row | None:
     """(cancel_requested, handoff_requested, lease_token) of a job."""
     return session.execute(
@@ -148,10 +171,17 @@ def stale_running(session: Session, *, before: datetime) -> list[JobRow]:
 
 
 def queued_before(session: Session, *, before: datetime) -> list[JobRow]:
-    """Queued jobs last handed to the broker before ``before`` (or never)."""
+    """Queued jobs last handed to the broker before ``before`` (or never) that wait for no
+    unfinished job."""
+    waiting = (
+        select(JobDependencyRow.job_id)
+        .join(JobRow, JobRow.id == JobDependencyRow.depends_on)
+        .where(JobRow.status.in_(ACTIVE))
+    )
     query = select(JobRow).where(
         JobRow.status == "queued",
         (JobRow.enqueued_at < before) | JobRow.enqueued_at.is_(None),
+        JobRow.id.not_in(waiting),
     )
     return list(session.scalars(query.with_for_update(skip_locked=True)))
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
+from core.evaluation.metrics import HEADLINE_METRICS
 from core.training.spec import FinetuneResult, FinetuneSpec
 
 HISTORY_FILE = "metrics_history.json"
-CARD_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
 METHOD_TEXT = {
     "full": "full fine-tune (every weight trained)",
     "lora": "LoRA adapters (PEFT) on frozen base weights; this directory holds the adapter",
@@ -104,7 +104,7 @@ def _metrics_table(result: FinetuneResult, val: str | None) -> list[str]:
     rows = [
         f"| {m} | {result.metrics_before.get(m, 0):.4f} | {result.metrics_after[m]:.4f} | "
         f"{result.metrics_after[m] - result.metrics_before.get(m, 0):+.4f} |"
-        for m in CARD_METRICS
+        for m in HEADLINE_METRICS
         if m in result.metrics_after
     ]
     return [

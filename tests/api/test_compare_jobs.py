@@ -110,7 +110,9 @@ def test_a_nudge_index_serves_results_that_differ_where_documents_moved(
     )
     factory = client.app.state.factory  # type: ignore[attr-defined]
     for job in (base, nudged):
-        outcome = run_job(job["id"], factory=factory, settings=settings, worker="test")
+        outcome = run_job(
+            job["id"], factory=factory, settings=settings, worker="test", enqueue=lambda *_: None
+        )
         assert outcome == "succeeded", client.get(f"/v1/jobs/{job['id']}").json()["error"]
     base, nudged = (client.get(f"/v1/jobs/{j['id']}").json()["result"] for j in (base, nudged))
     assert (nudged["docs_moved"], nudged["step"], nudged["num_documents"]) == (3, 0.5, 6)

@@ -254,7 +254,8 @@ def test_an_input_over_the_character_bound_gets_413_before_the_model_sees_it(
     embed(client, model=model, input="warm")
     engine = client.app.state.engine
     before = engine.stats()
-    err = error(client.post("/v1/embeddings", json={"model": model, "input": ["ok", huge]}), 413)
+    refused = {"model": model, "input": ["ok", huge], "truncate": False}
+    err = error(client.post("/v1/embeddings", json=refused), 413)
     assert err["code"] == "input_too_long" and err["param"] == "input[1]"
     assert f"{len(huge)} characters" in err["message"] and "truncate" in err["message"]
     assert engine.stats() == before  # nothing tokenized, nothing encoded

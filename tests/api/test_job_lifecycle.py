@@ -8,31 +8,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, update
 
-from core.catalog.datasets import register_dataset, staging_dir
+from core.jobs.kinds.eval import EvalJob
+from core.jobs.kinds.finetune import FinetuneJob
 from core.jobs.reconcile import reconcile
 from core.jobs.runner import run_job
 from core.jobs.service import submit_job
-from core.jobs.specs import EvalJob, FinetuneJob
 from core.settings import Settings
-from core.store.db import make_engine, make_session_factory, transaction
+from core.store.db import transaction
 from core.store.tables import JobEventRow, JobRow, MetricRow, utcnow
-from tests.conftest import SAMPLE
-
-
-@pytest.fixture
-def factory(settings: Settings):
-    return make_session_factory(make_engine(settings.db_url))
-
-
-@pytest.fixture
-def sample_id(factory, settings: Settings) -> str:
-    staging = staging_dir(settings)
-    shutil.copytree(SAMPLE, staging / "scifact", dirs_exist_ok=True)
-    with transaction(factory) as session:
-        return register_dataset(session, settings=settings, staging=staging).id
 
 
 def submit(factory, request, sent: list | None = None) -> str:
@@ -70,7 +55,9 @@ def start(factory, settings: Settings, job_id: str, worker: str = "w1") -> dict:
     out: dict = {}
     thread = threading.Thread(
         target=lambda: out.update(
-            outcome=run_job(job_id, factory=factory, settings=settings, worker=worker)
+            outcome=run_job(
+                job_id, factory=factory, settings=settings, worker=worker, enqueue=lambda *_: None
+            )
         )
     )
     thread.start()
@@ -82,7 +69,10 @@ def test_a_held_job_is_not_run_twice(factory, settings, sample_id, tiny_model_di
     job_id = submit(factory, long_finetune(sample_id, tiny_model_dir))
     first = start(factory, settings, job_id)
     wait_until(lambda: job(factory, job_id).stage == "train")
-    assert run_job(job_id, factory=factory, settings=settings, worker="w2") == "busy"
+    assert (
+        run_job(job_id, factory=factory, settings=settings, worker="w2", enqueue=lambda *_: None)
+        == "busy"
+    )
     with transaction(factory) as session:
         session.execute(update(JobRow).where(JobRow.id == job_id).values(cancel_requested=True))
     first["thread"].join(60)
@@ -196,7 +186,10 @@ def test_attempts_are_bounded(factory, settings, sample_id) -> None:
         session.execute(
             update(JobRow).where(JobRow.id == job_id).values(attempts=settings.job_max_attempts)
         )
-    assert run_job(job_id, factory=factory, settings=settings, worker="w") == "failed"
+    assert (
+        run_job(job_id, factory=factory, settings=settings, worker="w", enqueue=lambda *_: None)
+        == "failed"
+    )
     assert job(factory, job_id).error_code == "worker_lost"
 
 
@@ -210,7 +203,10 @@ def test_an_unexpected_failure_stores_a_code_and_a_safe_message(
     job_id = submit(
         factory, EvalJob(type="eval", spec={"dataset_id": sample_id, "model": str(broken)})
     )
-    assert run_job(job_id, factory=factory, settings=settings, worker="w") == "failed"
+    assert (
+        run_job(job_id, factory=factory, settings=settings, worker="w", enqueue=lambda *_: None)
+        == "failed"
+    )
     failed = job(factory, job_id)
     assert failed.error_code == "internal_error"
     assert "error " in failed.error_message and "worker log" in failed.error_message

@@ -106,7 +106,12 @@ def fill(settings: Settings, app: TestClient, name: str, model_dir: Path) -> Pro
         for kind in ("eval", "index", "mine")
     }
     for kind in ("index", "mine"):
-        assert run_job(jobs[kind], factory=factory, settings=settings, worker="t") == "succeeded"
+        assert (
+            run_job(
+                jobs[kind], factory=factory, settings=settings, worker="t", enqueue=lambda *_: None
+            )
+            == "succeeded"
+        )
     tuned = Path(shutil.copytree(model_dir, settings.models_dir / f"tuned-{name}"))
     with transaction(factory) as session:  # a fine-tune's model row, without the training
         model = ModelRow(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from core.jobs.kinds.index import IndexJob
 from core.jobs.runner import run_job
 from core.jobs.service import submit_job
-from core.jobs.specs import IndexJob
 from core.models.config import ModelConfig
 from core.models.embedder import load_embedder
 from core.settings import Settings
@@ -37,7 +37,10 @@ def index_id(settings: Settings, dataset_id: str, model_dir: Path) -> str:
         enqueue=lambda *_: None,
         models_dir=settings.models_dir,
     )
-    assert run_job(job.id, factory=factory, settings=settings, worker="test") == "succeeded"
+    assert (
+        run_job(job.id, factory=factory, settings=settings, worker="test", enqueue=lambda *_: None)
+        == "succeeded"
+    )
     with factory() as session:
         return session.get(JobRow, job.id).result["index_id"]
 

@@ -1,0 +1,123 @@
+"""What every job kind shares: the spec base and field types, what submission checks, and
+what a running job loads (its dataset, an embedder for a model reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from core.catalog import datasets as dataset_catalog
+from core.catalog.models import model_location
+from core.datasets.model import RetrievalDataset
+from core.errors import InvalidInput
+from core.jobs.context import JobContext
+from core.models.embedder import Embedder, load_embedder
+from core.models.resolve import check_reference
+from core.safe_values import SafeText
+from core.store import repos
+from core.store.tables import DEFAULT_PROJECT, DatasetRow
+
+Id = Annotated[SafeText, Field(min_length=1, max_length=40)]
+ModelRef = Annotated[SafeText, Field(min_length=1, max_length=300)]
+Instruction = Annotated[SafeText, Field(max_length=500)]
+
+
+class SpecModel(BaseModel):
+    """A job spec: validated at submission, stored as JSON, read back by the worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class EncodingOptions(SpecModel):
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_seq_length: int | None = Field(None, ge=8, le=8192)
+    query_instruction: Instruction | None = None
+    document_instruction: Instruction | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Who submits and what they may name: ids of ``project_id`` only; local model
+    directories only with ``allow_paths`` (the local CLI, never the API)."""
+
+    project_id: str = DEFAULT_PROJECT
+    models_dir: Path | None = None
+    allow_paths: bool = False
+
+
+# submission checks -------------------------------------------------------------------------
+
+
+def check_dataset(session: Session, dataset_id: str, sub: Submission, *splits: str | None) -> None:
+    """The dataset exists in the project and has every split named."""
+    row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset", project_id=sub.project_id)
+    have = row.stats.get("splits", {})
+    for split in splits:
+        if split is not None and split not in have:
+            raise InvalidInput(
+                f"dataset '{dataset_id}' has no split '{split}' (splits: "
+                f"{', '.join(sorted(have)) or 'none'})",
+                code="no_split",
+                param="spec",
+            )
+
+
+def check_model(session: Session, ref: str, sub: Submission) -> str:
+    """What ``ref`` loads: a tuned model's directory, or a reference that must resolve."""
+    location = model_location(session, ref, project_id=sub.project_id)
+    if location == ref:  # not a tuned model: a client reference that may not be a path
+        check_reference(ref, models_dir=sub.models_dir, allow_paths=sub.allow_paths)
+    return location
+
+
+# what a running job loads ------------------------------------------------------------------
+
+
+def dataset_of(ctx: JobContext, dataset_id: str) -> RetrievalDataset:
+    with ctx.factory() as session:
+        row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+    return dataset_catalog.load(row)
+
+
+def embedder_for(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedder:
+    """The model ``ref`` names (a tuned model id or a reference), with the job's options."""
+    with ctx.factory() as session:
+        location = model_location(session, ref)
+    settings = ctx.settings
+    return load_embedder(
+        location,
+        models_dir=settings.models_dir,
+        device=settings.device,
+        trust_remote_code=settings.trust_remote_code,
+        batch_size=options.batch_size,
+        max_seq_length=options.max_seq_length,
+        query_instruction=options.query_instruction,
+        document_instruction=options.document_instruction,
+        allow_paths=trusted_path(location),
+    )
+
+
+def trusted_path(location: str) -> bool:
+    """Whether a job may load ``location`` as a directory: only absolute paths, which come
+    from our own tables or the local CLI (the API refuses them). A relative reference is
+    never looked up in the worker's working directory."""
+    return Path(location).is_absolute()
+
+
+def stages(ctx: JobContext, spans: dict[str, tuple[float, float]]):
+    """A ``progress(stage, done, total)`` callback mapping named stages onto spans."""
+
+    def progress(stage: str, done: int, total: int) -> None:
+        ctx.stage(stage, *spans.get(stage, (0.0, 0.0)))(done, total)
+
+    return progress
+
+
+def project_of(ctx: JobContext) -> str:
+    """The project of the running job: the one rows it creates belong to."""
+    with ctx.factory() as session:
+        return repos.job_project(session, job_id=ctx.job_id)

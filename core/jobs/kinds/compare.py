@@ -1,0 +1,251 @@
+"""compare: one child job per method, then one report that scores what each one made.
+
+Submission creates a queued child job per method; each is visible and cancellable on its
+own and runs on any worker like any job. A NUDGE child that builds on a fine-tune waits for
+it (a dependency), and the compare job waits for every child: it is enqueued only once the
+last child has finished, and its own run is the scoring step. No worker waits for another
+job. Fine-tuned models are scored here on the test split; every model also on the dataset
+it was not trained on (forgetting). A NUDGE index leaves the model as it was, so it shares
+its model's forgetting figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from sqlalchemy.orm import Session
+
+from core.compare import METHODS, MethodRun, build_report, to_markdown
+from core.compare.methods import DEFAULT_METHODS, CompareMethod
+from core.datasets.model import RetrievalDataset
+from core.evaluation.evaluator import EvalSpec, evaluate
+from core.evaluation.metrics import HEADLINE_METRICS
+from core.evaluation.report import EvalReport
+from core.jobs import lifecycle
+from core.jobs.common import (
+    EncodingOptions,
+    Id,
+    ModelRef,
+    SpecModel,
+    Submission,
+    check_dataset,
+    check_model,
+    dataset_of,
+    embedder_for,
+)
+from core.jobs.context import JobContext
+from core.jobs.kinds import eval as eval_kind
+from core.jobs.kinds import finetune, nudge
+from core.models.cache import EmbeddingCache
+from core.names import Name
+from core.store import repos
+from core.store.tables import DatasetRow, JobRow, as_utc, utcnow
+
+TYPE = "compare"
+QUEUE = "cpu"  # only the scoring step runs here: the fine-tunes are children on the gpu queue
+REPORT = "report.md"  # in the job's artifacts
+
+
+class CompareJobSpec(SpecModel):
+    dataset_id: Id
+    base_model: ModelRef
+    forgetting_dataset_id: Id | None = Field(
+        None, description="A dataset not trained on: its metrics show forgetting."
+    )
+    forgetting_split: Name = "test"
+    methods: list[CompareMethod] = Field(default_factory=lambda: list(DEFAULT_METHODS))
+    train_split: Name = "train"
+    test_split: Name = "test"
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="FinetuneSpec fields for every fine-tune."
+    )
+
+    @model_validator(mode="after")
+    def _methods(self) -> CompareJobSpec:
+        if len(set(self.methods)) != len(self.methods) or "base" not in self.methods:
+            raise ValueError("methods must include 'base' and name each method once")
+        for method in self.methods:
+            needed = METHODS[method].builds_on
+            if needed and needed not in self.methods[: self.methods.index(method)]:
+                raise ValueError(f"'{method}' needs '{needed}' earlier in methods")
+        return self
+
+
+class CompareJob(SpecModel):
+    type: Literal["compare"]
+    spec: CompareJobSpec
+
+
+def check(session: Session, spec: CompareJobSpec, sub: Submission) -> None:
+    """Every split the children read exists, and every child's spec is valid."""
+    check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.test_split)
+    if spec.forgetting_dataset_id is not None:
+        check_dataset(session, spec.forgetting_dataset_id, sub, spec.forgetting_split)
+    base = check_model(session, spec.base_model, sub)
+    for method in spec.methods:
+        if METHODS[method].finetune:
+            _, child = _child_spec(spec, method, {})
+            finetune.finetune_spec(child, base)
+
+
+def plan(session: Session, job: JobRow, spec: CompareJobSpec) -> list[JobRow]:
+    """A queued child per method, in order, recorded on the parent, which waits for them."""
+    children: list[dict[str, str]] = []
+    made: dict[str, str] = {}
+    rows = []
+    for method in spec.methods:
+        job_type, child_spec = _child_spec(spec, method, made)
+        child = repos.add_job(
+            session,
+            project_id=job.project_id,
+            type=job_type,
+            spec=child_spec.model_dump(mode="json"),
+            dataset_id=spec.dataset_id,
+            parent_id=job.id,
+            enqueued_at=utcnow(),
+        )
+        if job_type == nudge.TYPE:
+            nudge.plan(session, child, child_spec)
+        lifecycle.depend(session, job=job, on=child.id, required=False)
+        made[method] = child.id
+        children.append({"method": method, "job_id": child.id})
+        rows.append(child)
+    job.result = {"children": children}
+    return rows
+
+
+def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tuple[str, SpecModel]:
+    info = METHODS[method]  # type: ignore[index]
+    common = {"dataset_id": spec.dataset_id, "train_split": spec.train_split}
+    if info.job_type == "eval":
+        return eval_kind.TYPE, eval_kind.Spec(
+            dataset_id=spec.dataset_id, model=spec.base_model, split=spec.test_split
+        )
+    if info.job_type == "finetune":
+        return finetune.TYPE, finetune.Spec(
+            **common,
+            base_model=spec.base_model,
+            method=info.finetune,
+            val_fraction=spec.val_fraction,
+            params=spec.params,
+        )
+    source = {"model_from_job": made[info.builds_on]} if info.builds_on else {}
+    return nudge.TYPE, nudge.Spec(
+        **common,
+        **(source or {"model": spec.base_model}),
+        variant=info.variant,
+        val_fraction=spec.val_fraction,
+        test_split=spec.test_split,
+    )
+
+
+def run(ctx: JobContext, spec: CompareJobSpec) -> dict[str, Any]:
+    """Score what every (finished) child made and write the report."""
+    with ctx.factory() as session:
+        parent = repos.get_or_404(session, JobRow, ctx.job_id, "job")
+        children: list[dict[str, str]] = list(parent.result.get("children", []))
+    report = _Scorer(ctx, spec).report(children)
+    (ctx.artifacts / REPORT).write_text(to_markdown(report), "utf-8")
+    return {"children": children, "report": report.to_dict()}
+
+
+class _Scorer:
+    """Test and forgetting metrics of each child's output, computed once per model."""
+
+    def __init__(self, ctx: JobContext, spec: CompareJobSpec) -> None:
+        self.ctx, self.spec = ctx, spec
+        self.cache = EmbeddingCache(ctx.settings.cache_dir)
+        self.ds = dataset_of(ctx, spec.dataset_id)
+        self.other = dataset_of(ctx, spec.forgetting_dataset_id) if self.forgets else None
+        self._forgetting: dict[str, dict[str, float]] = {}
+
+    @property
+    def forgets(self) -> bool:
+        return self.spec.forgetting_dataset_id is not None
+
+    def report(self, children: list[dict[str, str]]):  # -> CompareReport
+        with self.ctx.factory() as session:
+            jobs = {c["method"]: session.get(JobRow, c["job_id"]) for c in children}
+            names = {
+                d: repos.get_or_404(session, DatasetRow, d, "dataset").name
+                for d in (self.spec.dataset_id, self.spec.forgetting_dataset_id)
+                if d is not None
+            }
+        runs = []
+        for i, (method, job) in enumerate(jobs.items()):
+            span = 1 / len(jobs)
+            self.ctx.progress(i * span, stage=f"score {method}", force=True)
+            runs.append(self._run(method, job, jobs, (i * span, span)))
+        return build_report(
+            runs,
+            queries={q: query.text for q, query in self.ds.queries.items()},
+            dataset=names[self.spec.dataset_id],
+            base_model=self.spec.base_model,
+            forgetting_dataset=names.get(self.spec.forgetting_dataset_id or ""),
+        )
+
+    def _run(
+        self, method: str, job: JobRow, jobs: dict[str, JobRow], span: tuple[float, float]
+    ) -> MethodRun:
+        info = METHODS[method]  # type: ignore[index]
+        wall = _wall(job)
+        if info.builds_on and wall is not None:
+            wall += _wall(jobs[info.builds_on]) or 0.0
+        common = {
+            "method": method,
+            "status": job.status,
+            "reencode": info.reencode,
+            "job_id": job.id,
+            "wall_seconds": wall,
+            "error": job.error_message,
+        }
+        if job.status != "succeeded":
+            return MethodRun(**common)
+        model = _model_of(job)
+        test = self._test(job, model, method, span)
+        forgetting = self._forgets(model, method, span) if self.forgets else None
+        return MethodRun(**common, test=test, forgetting=forgetting)
+
+    def _test(self, job: JobRow, model: str, method: str, span: tuple[float, float]) -> EvalReport:
+        saved = job.result.get("test_report") or job.result.get("report")
+        if saved:  # eval and nudge jobs scored the test split themselves
+            return EvalReport.load(self.ctx.settings.jobs_dir / job.id / saved)
+        return self._evaluate(self.ds, model, self.spec.test_split, f"score {method}", span)
+
+    def _forgets(self, model: str, method: str, span: tuple[float, float]) -> dict[str, float]:
+        if model not in self._forgetting:
+            assert self.other is not None
+            split, label = self.spec.forgetting_split, f"forgetting {method}"
+            report = self._evaluate(self.other, model, split, label, span)
+            self._forgetting[model] = {k: report.metrics[k] for k in HEADLINE_METRICS}
+        return self._forgetting[model]
+
+    def _evaluate(
+        self, ds: RetrievalDataset, model: str, split: str, label: str, span: tuple[float, float]
+    ) -> EvalReport:
+        stage = self.ctx.stage(label, *span)
+        return evaluate(
+            ds,
+            embedder_for(self.ctx, model, EncodingOptions()),
+            EvalSpec(split=split),
+            cache=self.cache,
+            progress=lambda _, done, total: stage(done, total),
+        )
+
+
+def _model_of(job: JobRow) -> str:
+    """The model a child evaluated, produced or nudged the embeddings of."""
+    if job.type == finetune.TYPE:
+        return job.result["model_id"]
+    return job.result.get("model") or job.spec["model"]
+
+
+def _wall(job: JobRow) -> float | None:
+    if job.started_at is None or job.finished_at is None:
+        return None
+    return (as_utc(job.finished_at) - as_utc(job.started_at)).total_seconds()
+
+
+Spec, Request = CompareJobSpec, CompareJob  # the names every kind module has

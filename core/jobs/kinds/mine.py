@@ -1,0 +1,114 @@
+"""mine: find hard negatives for a split's queries; the result is a new dataset."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from core.catalog import datasets as dataset_catalog
+from core.errors import InvalidInput
+from core.jobs.common import (
+    EncodingOptions,
+    Id,
+    ModelRef,
+    SpecModel,
+    Submission,
+    check_dataset,
+    check_model,
+    dataset_of,
+    embedder_for,
+    stages,
+)
+from core.jobs.context import JobContext
+from core.mining import MiningSpec
+from core.models.cache import EmbeddingCache
+from core.names import Name
+from core.store import repos
+from core.store.db import transaction
+from core.store.tables import JobRow
+
+TYPE = "mine"
+QUEUE = "cpu"
+SPANS = {
+    "encode_corpus": (0.05, 0.6),
+    "encode_queries": (0.65, 0.1),
+    "index": (0.75, 0.05),
+    "mine": (0.8, 0.15),
+}
+
+
+class MineJobSpec(EncodingOptions):
+    dataset_id: Id
+    model: ModelRef
+    split: Name = "train"
+    options: dict[str, Any] = Field(default_factory=dict, description="MiningSpec fields.")
+
+
+class MineJob(SpecModel):
+    type: Literal["mine"]
+    spec: MineJobSpec
+
+
+def mining_spec(spec: MineJobSpec) -> MiningSpec:
+    """The domain spec; unknown or invalid options raise ``InvalidInput``."""
+    known = set(MiningSpec.__dataclass_fields__) - {"split", "index"}
+    if unknown := sorted(set(spec.options) - known):
+        raise InvalidInput(f"unknown mining option '{unknown[0]}'", param=f"options.{unknown[0]}")
+    try:
+        return MiningSpec(**spec.options, split=spec.split)
+    except TypeError as exc:
+        raise InvalidInput(f"invalid mining options: {exc}", param="options") from None
+
+
+def check(session: Session, spec: MineJobSpec, sub: Submission) -> None:
+    check_dataset(session, spec.dataset_id, sub, spec.split)
+    check_model(session, spec.model, sub)
+    mining_spec(spec)
+
+
+def plan(session: Session, job: JobRow, spec: MineJobSpec) -> list[JobRow]:
+    return []
+
+
+def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
+    from core.mining import mine_negatives
+
+    with ctx.factory() as session:
+        done = repos.dataset_from_job(session, job_id=ctx.job_id)
+    if done is not None:  # a redelivered job whose dataset was already stored
+        return {"dataset_id": done.id}
+    ds = dataset_of(ctx, spec.dataset_id)
+    embedder = embedder_for(ctx, spec.model, spec)
+    ctx.progress(0.05, stage="loaded model", force=True)
+    mined, report = mine_negatives(
+        ds,
+        embedder,
+        mining_spec(spec),
+        cache=EmbeddingCache(ctx.settings.cache_dir),
+        progress=stages(ctx, SPANS),
+        should_cancel=ctx.should_cancel,
+    )
+    (ctx.artifacts / "mining_report.json").write_text(json.dumps(report.as_dict(), indent=1))
+    ctx.log(f"mined {report.negatives} negatives for {report.queries} queries")
+    with transaction(ctx.factory) as session:
+        row = dataset_catalog.store_dataset(
+            session,
+            settings=ctx.settings,
+            ds=mined,
+            name=f"{ds.name[:50]}-mined",
+            source_job_id=ctx.job_id,
+        )
+        dataset_id = row.id
+    return {
+        "dataset_id": dataset_id,
+        "negatives": report.negatives,
+        "queries": report.queries,
+        "queries_short": report.queries_short,
+        "removed": report.removed,
+    }
+
+
+Spec, Request = MineJobSpec, MineJob  # the names every kind module has
