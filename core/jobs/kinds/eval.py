@@ -72,6 +72,7 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         "metrics": {k: report.metrics[k] for k in HEADLINE_METRICS},
         "num_queries": report.num_queries,
         "num_documents": report.num_documents,
+        "truncated": report.truncated,
         "report": REPORT,
     }
 
