@@ -18,6 +18,7 @@ from core.errors import Conflict
 from core.names import check_name, child_path
 from core.settings import Settings
 from core.store import repos
+from core.store.db import after_commit
 from core.store.tables import DEFAULT_PROJECT, DatasetRow, new_id
 
 
@@ -125,7 +126,8 @@ def _model_lengths(
 
 
 def delete_dataset(session: Session, *, settings: Settings, dataset_id: str) -> None:
-    """Delete a dataset and its files; refused while a queued or running job uses it."""
+    """Delete a dataset, and its files once that is committed; refused while a queued or
+    running job uses it."""
     row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
     if active := repos.active_jobs_using(session, dataset_id=dataset_id):
         raise Conflict(
@@ -135,7 +137,8 @@ def delete_dataset(session: Session, *, settings: Settings, dataset_id: str) -> 
         )
     session.delete(row)
     session.flush()
-    shutil.rmtree(settings.datasets_dir / dataset_id, ignore_errors=True)
+    folder = settings.datasets_dir / dataset_id
+    after_commit(session, lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def _files(path: Path) -> list[Path]:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict
 from core.models.resolve import PACKAGED_MODELS, packaged_dir
 from core.store import repos
-from core.store.tables import JobRow, ModelRow
+from core.store.db import after_commit
+from core.store.tables import ModelRow
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def delete_model(session: Session, *, model_id: str) -> None:
     row = repos.get_or_404(session, ModelRow, model_id, "model")
     active = [
         job.id
-        for job in session.query(JobRow).filter(JobRow.status.in_(repos.ACTIVE))
+        for job in repos.active_jobs(session)
         if model_id in (job.spec.get("model"), job.spec.get("base_model"))
     ]
     if active:
@@ -50,4 +51,4 @@ def delete_model(session: Session, *, model_id: str) -> None:
         )
     session.delete(row)
     session.flush()
-    shutil.rmtree(Path(row.path), ignore_errors=True)
+    after_commit(session, lambda: shutil.rmtree(Path(row.path), ignore_errors=True))

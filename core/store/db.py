@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +38,21 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction has committed; never if it rolls back
+    (files of a deleted row go only when the row is gone for good)."""
+
+    def committed(_: Session) -> None:
+        event.remove(session, "after_rollback", rolled_back)
+        action()
+
+    def rolled_back(_: Session) -> None:
+        event.remove(session, "after_commit", committed)
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -67,6 +67,10 @@ def dataset_from_job(session: Session, *, job_id: str) -> DatasetRow | None:
     return session.scalar(select(DatasetRow).where(DatasetRow.source_job_id == job_id))
 
 
+def active_jobs(session: Session) -> list[JobRow]:
+    return list(session.scalars(select(JobRow).where(JobRow.status.in_(ACTIVE))))
+
+
 def active_jobs_using(session: Session, *, dataset_id: str) -> list[str]:
     rows = session.scalars(
         select(JobRow.id).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE))

@@ -8,6 +8,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -167,3 +168,20 @@ def test_delete_removes_row_and_files_but_not_while_a_job_uses_it(
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     # The finished job stays readable, its dataset link cleared.
     assert client.get(f"/v1/jobs/{job.json()['id']}").json()["dataset_id"] is None
+
+
+def test_a_deleted_datasets_files_go_only_once_the_delete_is_committed(
+    factory, settings: Settings, sample_id: str
+) -> None:
+    from core.catalog.datasets import delete_dataset
+    from core.store.db import transaction
+
+    folder = settings.datasets_dir / sample_id
+    with pytest.raises(RuntimeError), transaction(factory) as session:
+        delete_dataset(session, settings=settings, dataset_id=sample_id)
+        raise RuntimeError("the transaction fails after the delete")
+    assert folder.is_dir()  # rolled back: the row and its files are both still there
+    with transaction(factory) as session:
+        delete_dataset(session, settings=settings, dataset_id=sample_id)
+        assert folder.is_dir()  # not before the commit
+    assert not folder.exists()
