@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from core.catalog.datasets import register_dataset, staging_dir
 from core.jobs.kinds.eval import EvalJob
 from core.jobs.kinds.finetune import FinetuneJob
 from core.jobs.reconcile import reconcile
@@ -18,6 +19,7 @@ from core.jobs.service import submit_job
 from core.settings import Settings
 from core.store.db import transaction
 from core.store.tables import JobEventRow, JobRow, MetricRow, utcnow
+from tests.conftest import SAMPLE
 
 
 def submit(factory, request, sent: list | None = None) -> str:
@@ -211,3 +213,31 @@ def test_an_unexpected_failure_stores_a_code_and_a_safe_message(
     assert failed.error_code == "internal_error"
     assert "error " in failed.error_message and "worker log" in failed.error_message
     assert str(tmp_path) not in failed.error_message and "Error:" not in failed.error_message
+
+
+def test_a_finetune_never_trains_on_a_query_its_test_split_judges(
+    factory, settings: Settings, tiny_model_dir: Path
+) -> None:
+    staging = staging_dir(settings)
+    sample = staging / "scifact"
+    shutil.copytree(SAMPLE, sample)
+    train = (sample / "qrels" / "train.tsv").read_text().splitlines()
+    test = (sample / "qrels" / "test.tsv").read_text().splitlines()
+    (sample / "qrels" / "test.tsv").write_text("\n".join([*test, train[1]]) + "\n")
+    leaked = train[1].split("\t")[0]
+    with transaction(factory) as session:
+        dataset_id = register_dataset(session, settings=settings, staging=staging).id
+    spec = {
+        "dataset_id": dataset_id,
+        "base_model": str(tiny_model_dir),
+        "params": {"epochs": 1, "batch_size": 16, "max_seq_length": 32, "mine_negatives": False},
+    }
+    job_id = submit(factory, FinetuneJob(type="finetune", spec=spec))
+    outcome = run_job(job_id, factory=factory, settings=settings, worker="w", enqueue=print)
+    assert outcome == "succeeded", job(factory, job_id).error_message
+    with factory() as session:
+        logs = [
+            e.message
+            for e in session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id))
+        ]
+    assert "1 queries of 'test' are also in 'train': not trained on" in logs, leaked

@@ -129,6 +129,7 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
             base_model=spec.base_model,
             method=info.finetune,
             val_fraction=spec.val_fraction,
+            held_out_splits=[spec.test_split],
             params=spec.params,
         )
     source = {"model_from_job": made[info.builds_on]} if info.builds_on else {}

@@ -8,7 +8,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from core.catalog.models import model_location
-from core.datasets.split import split_by_query
+from core.datasets.split import hold_out, split_by_query
 from core.errors import InvalidInput
 from core.jobs.common import (
     Id,
@@ -39,6 +39,12 @@ class FinetuneJobSpec(SpecModel):
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    held_out_splits: list[Name] = Field(
+        default_factory=lambda: ["test"],
+        max_length=16,
+        description="Splits kept for evaluation: a training query they also judge is not "
+        "trained on (a compare job names its test split).",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="FinetuneSpec fields.")
 
 
@@ -87,6 +93,14 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
     from core.training import run_finetune
 
     ds = dataset_of(ctx, spec.dataset_id)
+    for split in spec.held_out_splits:
+        if split in ds.qrels and split != spec.train_split:
+            ds, overlap = hold_out(ds, spec.train_split, split)
+            if overlap:
+                ctx.log(
+                    f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
+                    "not trained on"
+                )
     with ctx.factory() as session:
         base = model_location(session, spec.base_model)
     domain = finetune_spec(spec, base)
