@@ -13,16 +13,13 @@ from datetime import timedelta
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Conflict, InvalidInput
 from core.store import repos
 from core.store.db import transaction
-from core.store.tables import IdempotencyRow, utcnow
-
-PENDING = 0  # status code of a reservation whose request is still being handled
+from core.store.tables import utcnow
 
 
 def body_hash(*parts: object) -> str:
@@ -51,13 +48,8 @@ class Idempotency:
             )
         try:
             with transaction(self.factory) as session:
-                session.add(
-                    IdempotencyRow(
-                        owner=self.owner,
-                        key=self.key,
-                        request_hash=self.request_hash,
-                        status_code=PENDING,
-                    )
+                repos.reserve_idempotency(
+                    session, owner=self.owner, key=self.key, request_hash=self.request_hash
                 )
             return None
         except IntegrityError:
@@ -74,18 +66,14 @@ class Idempotency:
             ):
                 return None
         with self.factory() as session:
-            row = session.scalar(
-                select(IdempotencyRow).where(
-                    IdempotencyRow.owner == self.owner, IdempotencyRow.key == self.key
-                )
-            )
+            row = repos.find_idempotency(session, owner=self.owner, key=self.key)
         if row is None or row.request_hash != self.request_hash:
             raise Conflict(
                 "this Idempotency-Key was used with a different request",
                 code="idempotency_key_reused",
                 param="Idempotency-Key",
             )
-        if row.status_code == PENDING:
+        if row.status_code == repos.PENDING:
             raise Conflict(
                 "a request with this Idempotency-Key is still in progress",
                 code="idempotency_key_in_progress",
@@ -97,11 +85,7 @@ class Idempotency:
         if self.key is None:
             return
         with transaction(self.factory) as session:
-            row = session.scalar(
-                select(IdempotencyRow).where(
-                    IdempotencyRow.owner == self.owner, IdempotencyRow.key == self.key
-                )
-            )
+            row = repos.find_idempotency(session, owner=self.owner, key=self.key)
             if row is not None:
                 row.status_code, row.response = status_code, jsonable_encoder(body)
                 row.headers = headers
@@ -111,10 +95,4 @@ class Idempotency:
         if self.key is None:
             return
         with transaction(self.factory) as session:
-            session.execute(
-                delete(IdempotencyRow).where(
-                    IdempotencyRow.owner == self.owner,
-                    IdempotencyRow.key == self.key,
-                    IdempotencyRow.status_code == PENDING,
-                )
-            )
+            repos.release_idempotency(session, owner=self.owner, key=self.key)

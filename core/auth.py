@@ -10,10 +10,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import CoreError, InvalidInput, NotFound
+from core.store import repos
 from core.store.tables import DEFAULT_PROJECT, ApiKeyRow, ProjectRow, utcnow
 
 Role = Literal["admin", "user", "inference"]
@@ -86,10 +86,7 @@ def authenticate(session: Session, presented: str | None) -> Principal:
 
 def list_keys(session: Session, *, project_id: str | None = None) -> list[ApiKeyRow]:
     """Keys, oldest first; only those of ``project_id`` when given."""
-    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-    if project_id is not None:
-        query = query.where(ApiKeyRow.project_id == project_id)
-    return list(session.scalars(query))
+    return repos.list_keys(session, project_id=project_id)
 
 
 def revoke_key(session: Session, *, key_id: str) -> None:

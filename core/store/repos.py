@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from core.store.tables import (
+    ApiKeyRow,
     DatasetRow,
     IdempotencyRow,
     IndexRow,
@@ -286,6 +287,33 @@ def list_rows(session: Session, table: type[R], *, project_id: str) -> list[R]:
 # idempotency keys --------------------------------------------------------------------------
 
 
+PENDING = 0  # the status code of a reservation whose request is still being handled
+
+
+def reserve_idempotency(session: Session, *, owner: str, key: str, request_hash: str) -> None:
+    """``IntegrityError`` when ``owner`` already used ``key``."""
+    session.add(
+        IdempotencyRow(owner=owner, key=key, request_hash=request_hash, status_code=PENDING)
+    )
+    session.flush()
+
+
+def find_idempotency(session: Session, *, owner: str, key: str) -> IdempotencyRow | None:
+    query = select(IdempotencyRow).where(IdempotencyRow.owner == owner, IdempotencyRow.key == key)
+    return session.scalar(query)
+
+
+def release_idempotency(session: Session, *, owner: str, key: str) -> None:
+    """Forget a reservation (not an answered key) so that its request may be retried."""
+    session.execute(
+        delete(IdempotencyRow).where(
+            IdempotencyRow.owner == owner,
+            IdempotencyRow.key == key,
+            IdempotencyRow.status_code == PENDING,
+        )
+    )
+
+
 def reclaim_idempotency(
     session: Session,
     *,
@@ -297,14 +325,18 @@ def reclaim_idempotency(
 ) -> bool:
     """Reserve an expired record for a new request: a reservation older than
     ``pending_before`` (its request died) or an answer older than ``answered_before``."""
-    expired = ((IdempotencyRow.status_code == 0) & (IdempotencyRow.created_at < pending_before)) | (
-        IdempotencyRow.created_at < answered_before
-    )
+    expired = (
+        (IdempotencyRow.status_code == PENDING) & (IdempotencyRow.created_at < pending_before)
+    ) | (IdempotencyRow.created_at < answered_before)
     result = session.execute(
         update(IdempotencyRow)
         .where(IdempotencyRow.owner == owner, IdempotencyRow.key == key, expired)
         .values(
-            request_hash=request_hash, status_code=0, response={}, headers={}, created_at=utcnow()
+            request_hash=request_hash,
+            status_code=PENDING,
+            response={},
+            headers={},
+            created_at=utcnow(),
         )
     )
     return result.rowcount == 1
@@ -316,8 +348,19 @@ def purge_idempotency(
     """Delete expired records; returns how many."""
     result = session.execute(
         delete(IdempotencyRow).where(
-            ((IdempotencyRow.status_code == 0) & (IdempotencyRow.created_at < pending_before))
+            ((IdempotencyRow.status_code == PENDING) & (IdempotencyRow.created_at < pending_before))
             | (IdempotencyRow.created_at < answered_before)
         )
     )
     return result.rowcount
+
+
+# API keys ----------------------------------------------------------------------------------
+
+
+def list_keys(session: Session, *, project_id: str | None = None) -> list[ApiKeyRow]:
+    """Keys, oldest first; only those of ``project_id`` when given."""
+    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+    if project_id is not None:
+        query = query.where(ApiKeyRow.project_id == project_id)
+    return list(session.scalars(query))
