@@ -146,3 +146,24 @@ def create_key(settings: Settings, role: str = "admin", project_id: str = "prj_d
         key = create(session, name=f"test-{role}", role=role, project_id=project_id)
     engine.dispose()
     return key
+
+
+@pytest.fixture
+def factory(settings: Settings):
+    from core.store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.db_url))
+
+
+@pytest.fixture
+def sample_id(factory, settings: Settings) -> str:
+    """The SciFact sample, registered in the settings' store as an upload would be."""
+    import shutil
+
+    from core.catalog.datasets import register_dataset, staging_dir
+    from core.store.db import transaction
+
+    staging = staging_dir(settings)
+    shutil.copytree(SAMPLE, staging / "scifact", dirs_exist_ok=True)
+    with transaction(factory) as session:
+        return register_dataset(session, settings=settings, staging=staging).id

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from core.catalog.datasets import register_dataset, staging_dir
 from core.settings import Settings
-from core.store.db import make_engine, make_session_factory, transaction
-from tests.conftest import SAMPLE, create_key
+from tests.conftest import create_key
 
 
 @pytest.fixture
@@ -47,16 +44,3 @@ def dataset_id(client: TestClient) -> str:
     response = client.post("/v1/datasets", files=beir_files(), data={"name": "mini"})
     assert response.status_code == 201, response.text
     return response.json()["id"]
-
-
-@pytest.fixture
-def factory(settings: Settings):
-    return make_session_factory(make_engine(settings.db_url))
-
-
-@pytest.fixture
-def sample_id(factory, settings: Settings) -> str:
-    staging = staging_dir(settings)
-    shutil.copytree(SAMPLE, staging / "scifact", dirs_exist_ok=True)
-    with transaction(factory) as session:
-        return register_dataset(session, settings=settings, staging=staging).id

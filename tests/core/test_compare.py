@@ -9,7 +9,7 @@ import pytest
 
 from core.compare import CompareReport, MethodRun, build_report, to_markdown
 from core.evaluation.report import EvalReport, QueryResult
-from tests.core.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 QUERIES = {f"q{i}": f"claim number {i}" for i in range(12)}
 

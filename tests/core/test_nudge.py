@@ -18,7 +18,7 @@ from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
 from core.nudge import NudgeSpec, run_nudge
 from core.nudge.closed_form import normalize, nudge_m, nudge_n, query_sums
-from tests.core.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 DOCS = normalize(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0]], np.float32))
 SUMS = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.6, 0.8, 0.1]], np.float32)

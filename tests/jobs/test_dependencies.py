@@ -17,7 +17,7 @@ from core.jobs.service import cancel_job
 from core.settings import Settings
 from core.store.db import transaction
 from core.store.tables import JobRow, utcnow
-from tests.api.test_job_lifecycle import job, submit
+from tests.jobs.test_lifecycle import job, submit
 
 
 def finetune_then_nudge(factory, sample_id: str, model: Path, sent: list) -> tuple[str, str]:
