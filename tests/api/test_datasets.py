@@ -117,12 +117,18 @@ def test_unsafe_names_and_oversize_uploads_are_refused(
         assert response.status_code == 413
 
 
-def test_zip_bomb_is_refused(client: TestClient) -> None:
+def test_zip_bomb_is_refused(client: TestClient, settings: Settings) -> None:
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("corpus.jsonl", b"\n" * (50 << 20))
     response = client.post("/v1/datasets", files=[("files", ("bomb.zip", bomb.getvalue()))])
     assert response.status_code == 413
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("too_large", "files")
+    assert "expands to 52428800 bytes" in error["message"]
+    assert client.get("/v1/datasets").json()["total"] == 0
+    staged = settings.data_dir / "uploads"
+    assert not staged.exists() or not any(staged.iterdir())  # nothing extracted is left
 
 
 def test_list_is_paginated_newest_first(client: TestClient) -> None:

@@ -241,3 +241,18 @@ def test_a_finetune_never_trains_on_a_query_its_test_split_judges(
             for e in session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id))
         ]
     assert "1 queries of 'test' are also in 'train': not trained on" in logs, leaked
+
+
+def test_a_job_is_committed_before_it_is_enqueued(
+    factory, sample_id: str, tiny_model_dir: Path
+) -> None:
+    """The broker never delivers a job id a worker could not read yet."""
+    committed: list[bool] = []
+
+    def enqueue(job_id: str, queue: str) -> None:  # what a worker would see at this moment
+        with factory() as session:
+            committed.append(session.get(JobRow, job_id) is not None)
+
+    spec = {"dataset_id": sample_id, "model": str(tiny_model_dir)}
+    submit_job(factory, EvalJob(type="eval", spec=spec), enqueue=enqueue, allow_paths=True)
+    assert committed == [True]
