@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -25,7 +25,7 @@ def submit(api: TestClient, type: str, spec: dict) -> str:
 
 
 def test_eval_job_runs_to_succeeded_with_rising_progress(
-    api: TestClient, sample_id: str, base: str
+    api: TestClient, sample_id: str, base: str, e2e_settings: Settings
 ) -> None:
     job_id = submit(api, "eval", {"dataset_id": sample_id, "model": base, "split": "test"})
     job, seen = wait_for(api, job_id)
@@ -41,7 +41,9 @@ def test_eval_job_runs_to_succeeded_with_rising_progress(
         e["message"] for e in api.get(f"/v1/jobs/{job_id}/events").json() if e["kind"] == "state"
     ]
     assert states == ["queued", "running", "succeeded"]
-    assert Path(job["result"]["report_path"]).is_file()
+    # the result names the report in the job's artifacts, never a server path
+    assert (e2e_settings.jobs_dir / job_id / job["result"]["report"]).is_file()
+    assert str(e2e_settings.data_dir.resolve()) not in str(job["result"])
 
 
 def test_index_and_mine_jobs_store_their_outputs(
