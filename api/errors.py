@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as db
 from starlette.exceptions import HTTPException
 
-from core.auth import Forbidden, Unauthorized
 from core.errors import (
     Cancelled,
     Conflict,
@@ -24,6 +23,7 @@ from core.errors import (
     TooLarge,
     Transient,
 )
+from core.services.keys import Forbidden, Unauthorized
 
 log = logging.getLogger("embedtune.api")
 

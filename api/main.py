@@ -12,7 +12,7 @@ from api.limits import BodyLimit
 from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
-from core.catalog.serving import ModelOwners
+from core.services.serving import ModelOwners
 from core.settings import Settings
 
 

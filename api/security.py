@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from core.auth import Principal, Role, Unauthorized, authenticate
 from core.errors import Overloaded
+from core.services.keys import Principal, Role, Unauthorized, authenticate
 
 
 class RateLimiter:

@@ -213,7 +213,7 @@ def running(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iter
 @contextmanager
 def embedtune(port: int, workdir: Path) -> Iterator[Server]:
     """Our API: SQLite under ``workdir``, migrated, with an inference key and no rate limit."""
-    from core.auth import create_key
+    from core.services.keys import create_key
     from core.store.db import make_engine, make_session_factory, transaction, upgrade
 
     (workdir / "var").mkdir()

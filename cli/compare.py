@@ -104,7 +104,7 @@ def compare(
 
 def _register(factory: Any, settings: Any, path: Path, fmt: str | None, split: str) -> str:
     """Copy a dataset into the local store (validated as an upload is) and return its id."""
-    from core.catalog.datasets import register_dataset, staging_dir
+    from core.services.datasets import register_dataset, staging_dir
     from core.store.db import transaction
 
     staging = staging_dir(settings)

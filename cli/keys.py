@@ -20,8 +20,8 @@ def create(
     project: Annotated[str, typer.Option(help="The project whose rows it sees.")] = "default",
 ) -> None:
     """Create a key in a project and print it once (only its hash is stored)."""
-    from core.auth import create_key
-    from core.projects import project_named
+    from core.services.keys import create_key
+    from core.services.projects import project_named
     from core.store.db import transaction
 
     with transaction(server_sessions()) as session:
@@ -33,7 +33,7 @@ def create(
 @keys.command("list")
 def list_() -> None:
     """List keys (ids, names, roles; never secrets)."""
-    from core.auth import list_keys
+    from core.services.keys import list_keys
 
     with server_sessions()() as session:
         rows = list_keys(session)
@@ -53,7 +53,7 @@ def list_() -> None:
 @keys.command("revoke")
 def revoke(key_id: str) -> None:
     """Revoke a key by id; requests with it are refused from now on."""
-    from core.auth import revoke_key
+    from core.services.keys import revoke_key
     from core.store.db import transaction
 
     with transaction(server_sessions()) as session:

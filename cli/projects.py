@@ -16,7 +16,7 @@ app.add_typer(projects, name="projects")
 @projects.command("create")
 def create(name: str) -> None:
     """Create a project and print its id; then `embedtune keys create --project NAME`."""
-    from core.projects import create_project
+    from core.services.projects import create_project
     from core.store.db import transaction
 
     with transaction(server_sessions()) as session:
@@ -27,7 +27,7 @@ def create(name: str) -> None:
 @projects.command("list")
 def list_() -> None:
     """List projects (ids, names)."""
-    from core.projects import list_projects
+    from core.services.projects import list_projects
 
     with server_sessions()() as session:
         rows = list_projects(session)

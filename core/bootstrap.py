@@ -45,7 +45,7 @@ class Platform:
 
     @cached_property
     def serving(self) -> ServingEngine:
-        from core.catalog.serving import build_engine
+        from core.services.serving import build_engine
 
         return build_engine(self.settings, self.factory)
 

@@ -138,7 +138,7 @@ def settings(tmp_path: Path, pg_url: str, broker_prefix: str) -> Iterator[Settin
 
 def create_key(settings: Settings, role: str = "admin", project_id: str = "prj_default") -> str:
     """A new API key of ``role`` in project ``project_id`` of the settings' database."""
-    from core.auth import create_key as create
+    from core.services.keys import create_key as create
     from core.store.db import make_engine, make_session_factory, transaction
 
     engine = make_engine(settings.db_url)
@@ -160,7 +160,7 @@ def sample_id(factory, settings: Settings) -> str:
     """The SciFact sample, registered in the settings' store as an upload would be."""
     import shutil
 
-    from core.catalog.datasets import register_dataset, staging_dir
+    from core.services.datasets import register_dataset, staging_dir
     from core.store.db import transaction
 
     staging = staging_dir(settings)

@@ -11,16 +11,16 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from api.deps import DatasetDep, FactoryDep, IdempotencyKey, SessionDep, SettingsDep
-from api.idempotency import Idempotency, body_hash
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.datasets import DatasetPage, DatasetRead
 from api.security import User
-from core.catalog import datasets as catalog
-from core.catalog.uploads import extract_archive, is_archive, safe_relative_path
 from core.datasets.options import ReadOptions, parse_columns
 from core.errors import TooLarge
 from core.names import Name
 from core.safe_values import SafeText
+from core.services import datasets as catalog
+from core.services.idempotency import Idempotency, body_hash
+from core.services.uploads import extract_archive, is_archive, safe_relative_path
 from core.settings import Settings
 from core.store import repos
 
@@ -81,7 +81,7 @@ async def upload_dataset(
         raise
     if replayed is not None:
         shutil.rmtree(staging, ignore_errors=True)
-        return replayed
+        return JSONResponse(replayed.body, replayed.status_code, headers=replayed.headers)
     try:
         row = catalog.register_dataset(
             session,

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.embeddings import EmbeddingCreate, EmbeddingList
 from api.security import Inference
-from core.catalog.serving import ModelOwners
 from core.errors import InvalidInput
+from core.services.serving import ModelOwners
 from core.serving import Encoded, Engine, ModelKey
 from core.serving.token_ids import TokenIdMode, decode_openai
 from core.serving.vectors import to_base64

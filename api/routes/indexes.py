@@ -17,7 +17,7 @@ from api.schemas.indexes import (
     SearchResults,
 )
 from api.security import Inference
-from core.catalog.serving import load_index
+from core.services.serving import load_index
 from core.store import repos
 from core.store.tables import IndexRow
 

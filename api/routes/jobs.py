@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 
 from api.deps import EnqueueDep, FactoryDep, IdempotencyKey, JobDep, SessionDep, SettingsDep
 from api.errors import error_body
-from api.idempotency import Idempotency, body_hash
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
 from api.security import User
 from core.jobs import service
 from core.jobs.registry import JobRequest, JobStatus, JobType
+from core.services.idempotency import Idempotency, body_hash
 from core.store import repos
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -39,7 +39,7 @@ def submit_job(
         settings.idempotency_ttl_seconds,
     )
     if (replayed := guard.replay()) is not None:
-        return replayed
+        return JSONResponse(replayed.body, replayed.status_code, headers=replayed.headers)
     try:
         job = service.submit_job(
             factory,

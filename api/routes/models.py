@@ -11,7 +11,7 @@ from api.deps import ModelDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.models import ModelList, ModelRead
 from api.security import Inference, User
-from core.catalog.models import PackagedModel, base_models, delete_model
+from core.services.models import PackagedModel, base_models, delete_model
 from core.store import repos
 from core.store.tables import ModelRow
 

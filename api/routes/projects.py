@@ -23,7 +23,8 @@ from api.schemas.projects import (
     ProjectList,
     ProjectRead,
 )
-from core import auth, projects
+from core.services import keys as auth
+from core.services import projects
 from core.store.tables import ApiKeyRow
 
 router = APIRouter(prefix="/v1", tags=["projects"], responses=ERROR_RESPONSES)

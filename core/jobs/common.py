@@ -10,14 +10,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from core.catalog import datasets as dataset_catalog
-from core.catalog.models import model_location
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput
 from core.jobs.context import JobContext
 from core.models.embedder import Embedder, load_embedder
 from core.models.resolve import check_reference
 from core.safe_values import SafeText
+from core.services import datasets as dataset_catalog
+from core.services.models import model_location
 from core.store import repos
 from core.store.tables import DEFAULT_PROJECT, DatasetRow
 

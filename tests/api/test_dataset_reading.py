@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from core.catalog import datasets as catalog
+from core.services import datasets as catalog
 from core.settings import Settings
 from core.store.db import make_engine, make_session_factory
 from core.store.tables import DatasetRow

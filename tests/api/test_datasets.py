@@ -179,7 +179,7 @@ def test_delete_removes_row_and_files_but_not_while_a_job_uses_it(
 def test_a_deleted_datasets_files_go_only_once_the_delete_is_committed(
     factory, settings: Settings, sample_id: str
 ) -> None:
-    from core.catalog.datasets import delete_dataset
+    from core.services.datasets import delete_dataset
     from core.store.db import transaction
 
     folder = settings.datasets_dir / sample_id

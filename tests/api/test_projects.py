@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from core.jobs.runner import run_job
-from core.projects import create_project
+from core.services.projects import create_project
 from core.settings import Settings
 from core.store import repos
 from core.store.db import make_engine, make_session_factory, transaction

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from core.catalog.datasets import register_dataset, staging_dir
 from core.jobs.kinds.eval import EvalJob
 from core.jobs.kinds.finetune import FinetuneJob
 from core.jobs.reconcile import reconcile
 from core.jobs.runner import run_job
 from core.jobs.service import submit_job
+from core.services.datasets import register_dataset, staging_dir
 from core.settings import Settings
 from core.store.db import transaction
 from core.store.tables import JobEventRow, JobRow, MetricRow, utcnow

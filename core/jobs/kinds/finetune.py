@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from core.catalog.models import model_location
 from core.datasets.split import hold_out, split_by_query
 from core.errors import InvalidInput
 from core.jobs.common import (
@@ -23,6 +22,7 @@ from core.jobs.common import (
 from core.jobs.context import JobContext
 from core.models.cache import EmbeddingCache
 from core.names import Name
+from core.services.models import model_location
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import JobRow, ModelRow

@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from core.catalog import datasets as dataset_catalog
 from core.errors import InvalidInput
 from core.jobs.common import (
     EncodingOptions,
@@ -26,6 +25,7 @@ from core.jobs.context import JobContext
 from core.mining import MiningSpec
 from core.models.cache import EmbeddingCache
 from core.names import Name
+from core.services import datasets as dataset_catalog
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import JobRow

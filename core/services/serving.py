@@ -6,11 +6,11 @@ import asyncio
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.catalog import datasets as dataset_catalog
-from core.catalog.models import model_location
 from core.indexing.faiss_index import VectorIndex
 from core.models.embedder import Embedder, load_embedder
 from core.models.resolve import check_reference, model_not_found
+from core.services import datasets as dataset_catalog
+from core.services.models import model_location
 from core.serving.engine import Engine
 from core.serving.search import ServedIndex
 from core.serving.spec import ModelKey, ServeSpec

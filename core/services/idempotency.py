@@ -10,9 +10,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +19,15 @@ from core.errors import Conflict, InvalidInput
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import utcnow
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The first answer to a request with this key, to be given again."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str]
 
 
 def body_hash(*parts: object) -> str:
@@ -35,7 +43,7 @@ class Idempotency:
     pending_seconds: float = 600.0
     ttl_seconds: float = 86400.0
 
-    def replay(self) -> JSONResponse | None:
+    def replay(self) -> Stored | None:
         """The stored response of an earlier request with this key, or None after reserving
         the key for this one."""
         if self.key is None:
@@ -79,15 +87,16 @@ class Idempotency:
                 code="idempotency_key_in_progress",
                 param="Idempotency-Key",
             )
-        return JSONResponse(row.response, row.status_code, headers=row.headers)
+        return Stored(row.status_code, row.response, row.headers)
 
-    def remember(self, status_code: int, body: object, headers: dict[str, str]) -> None:
+    def remember(self, status_code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        """Keep the answer (``body`` as JSON) for the retries of this request."""
         if self.key is None:
             return
         with transaction(self.factory) as session:
             row = repos.find_idempotency(session, owner=self.owner, key=self.key)
             if row is not None:
-                row.status_code, row.response = status_code, jsonable_encoder(body)
+                row.status_code, row.response = status_code, body
                 row.headers = headers
 
     def release(self) -> None:

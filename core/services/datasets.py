@@ -9,13 +9,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.catalog.models import model_location
 from core.datasets.io import load_dataset, save_dataset
 from core.datasets.model import RetrievalDataset
 from core.datasets.options import ReadOptions
 from core.datasets.stats import ModelLengths, dataset_stats
 from core.errors import Conflict
 from core.names import check_name, child_path
+from core.services.models import model_location
 from core.settings import Settings
 from core.store import repos
 from core.store.db import after_commit

@@ -1,1 +1,0 @@
-"""Use cases over stored datasets, models and indexes (the registry behind the API)."""
