@@ -3,11 +3,13 @@ what a running job loads (its dataset, an embedder for a model reference)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import typing
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.orm import Session
 
 from core.datasets.model import RetrievalDataset
@@ -30,6 +32,19 @@ class SpecModel(BaseModel):
     """A job spec: validated at submission, stored as JSON, read back by the worker."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def fields_of(domain: type, *, exclude: tuple[str, ...], name: str) -> type[SpecModel]:
+    """A spec model with the fields, types and defaults of the dataclass ``domain`` (less
+    ``exclude``): the domain spec stays the one definition of its fields and their defaults,
+    and its ``__post_init__`` the one check of their ranges."""
+    hints = typing.get_type_hints(domain)
+    fields = {
+        f.name: (hints[f.name], f.default if f.default is not MISSING else f.default_factory())
+        for f in dataclasses.fields(domain)
+        if f.name not in exclude
+    }
+    return create_model(name, __base__=SpecModel, __doc__=f"{domain.__name__} fields.", **fields)
 
 
 class EncodingOptions(SpecModel):

@@ -135,13 +135,13 @@ def test_unstorable_strings_are_refused_before_anything_is_stored(
     [
         ("nudge", '"model": "m", "steps": [0.1, NaN]', "spec.steps.1"),
         ("nudge", '"model": "m", "steps": [Infinity]', "spec.steps.0"),
-        ("finetune", '"base_model": "m", "params": {"epochs": Infinity}', "params.epochs"),
+        ("finetune", '"base_model": "m", "params": {"epochs": Infinity}', "spec.params.epochs"),
         ("finetune", '"base_model": "m", "params": {"epochs": 1e308}', "epochs"),
-        ("finetune", '"base_model": "m", "params": {"learning_rate": NaN}', "params.learning_rate"),
-        ("finetune", '"base_model": "m", "params": {"seed": 1e400}', "params.seed"),
+        ("finetune", '"base_model": "m", "params": {"learning_rate": NaN}', "spec.params.learning_rate"),
+        ("finetune", '"base_model": "m", "params": {"seed": 1e400}', "spec.params.seed"),
         ("finetune", '"base_model": "m", "params": {"seed": 100000000000000000000}', "seed"),
         ("mine", '"model": "m", "options": {"range_max": 1e12}', "range_max"),
-        ("mine", '"model": "m", "options": {"relative_margin": NaN}', "options.relative_margin"),
+        ("mine", '"model": "m", "options": {"relative_margin": NaN}', "spec.options.relative_margin"),
         ("finetune", '"base_model": "m", "val_fraction": NaN', "spec.val_fraction"),
     ],
 )

@@ -95,8 +95,8 @@ def test_bad_submissions_are_4xx_with_code_and_param(client: TestClient, dataset
                 "spec": {"dataset_id": dataset_id, "model": MINILM, "options": {"depth": 3}},
             },
             422,
-            "invalid_input",
-            "options.depth",
+            "invalid_request",
+            "spec.options.depth",
         ),
         (
             {

@@ -58,8 +58,9 @@ class CompareJobSpec(SpecModel):
     train_split: Name = "train"
     test_split: Name = "test"
     val_fraction: float = Field(0.2, gt=0, lt=1)
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="FinetuneSpec fields for every fine-tune."
+    params: finetune.FinetuneParams = Field(
+        default_factory=lambda: finetune.FinetuneParams(),
+        description="The fine-tune settings of every fine-tune.",
     )
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from core.datasets.split import hold_out, split_by_query
-from core.errors import InvalidInput
 from core.jobs.common import (
     Id,
     ModelRef,
@@ -17,6 +16,7 @@ from core.jobs.common import (
     check_dataset,
     check_model,
     dataset_of,
+    fields_of,
     trusted_path,
 )
 from core.jobs.context import JobContext
@@ -30,6 +30,7 @@ from core.training.spec import FinetuneSpec
 
 TYPE = "finetune"
 QUEUE = "gpu"
+FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name="FinetuneParams")
 
 
 class FinetuneJobSpec(SpecModel):
@@ -45,7 +46,7 @@ class FinetuneJobSpec(SpecModel):
         description="Splits kept for evaluation: a training query they also judge is not "
         "trained on (a compare job names its test split).",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="FinetuneSpec fields.")
+    params: FinetuneParams = Field(default_factory=lambda: FinetuneParams())
 
 
 class FinetuneJob(SpecModel):
@@ -54,13 +55,9 @@ class FinetuneJob(SpecModel):
 
 
 def finetune_spec(spec: FinetuneJobSpec, base_model: str) -> FinetuneSpec:
-    """The domain spec; unknown or invalid params raise ``InvalidInput``."""
-    for key in ("method", "base_model"):
-        if key in spec.params:
-            raise InvalidInput(
-                f"give '{key}' at the top of the spec, not in params", param=f"params.{key}"
-            )
-    return FinetuneSpec.from_dict({**spec.params, "method": spec.method, "base_model": base_model})
+    """The domain spec; values out of range raise ``InvalidInput``."""
+    params = spec.params.model_dump()
+    return FinetuneSpec(**params, method=spec.method, base_model=base_model)
 
 
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:

@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from core.errors import InvalidInput
 from core.jobs.common import (
     EncodingOptions,
     Id,
@@ -19,6 +18,7 @@ from core.jobs.common import (
     check_model,
     dataset_of,
     embedder_for,
+    fields_of,
     stages,
 )
 from core.jobs.context import JobContext
@@ -32,6 +32,7 @@ from core.store.tables import JobRow
 
 TYPE = "mine"
 QUEUE = "cpu"
+MiningOptions = fields_of(MiningSpec, exclude=("split", "index"), name="MiningOptions")
 SPANS = {
     "encode_corpus": (0.05, 0.6),
     "encode_queries": (0.65, 0.1),
@@ -44,7 +45,7 @@ class MineJobSpec(EncodingOptions):
     dataset_id: Id
     model: ModelRef
     split: Name = "train"
-    options: dict[str, Any] = Field(default_factory=dict, description="MiningSpec fields.")
+    options: MiningOptions = Field(default_factory=lambda: MiningOptions())
 
 
 class MineJob(SpecModel):
@@ -53,14 +54,8 @@ class MineJob(SpecModel):
 
 
 def mining_spec(spec: MineJobSpec) -> MiningSpec:
-    """The domain spec; unknown or invalid options raise ``InvalidInput``."""
-    known = set(MiningSpec.__dataclass_fields__) - {"split", "index"}
-    if unknown := sorted(set(spec.options) - known):
-        raise InvalidInput(f"unknown mining option '{unknown[0]}'", param=f"options.{unknown[0]}")
-    try:
-        return MiningSpec(**spec.options, split=spec.split)
-    except TypeError as exc:
-        raise InvalidInput(f"invalid mining options: {exc}", param="options") from None
+    """The domain spec; values out of range raise ``InvalidInput``."""
+    return MiningSpec(**spec.options.model_dump(), split=spec.split)
 
 
 def check(session: Session, spec: MineJobSpec, sub: Submission) -> None:
