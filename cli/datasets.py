@@ -48,11 +48,10 @@ def validate(
     ds = load_dataset(path, fmt, split=split, options=options)
     lengths = None
     if model:
-        from core.models.embedder import load_embedder
+        from core.services.models import embedder_for
         from core.settings import get_settings
 
-        settings = get_settings()
-        embedder = load_embedder(model, models_dir=settings.models_dir, device=settings.device)
+        embedder = embedder_for(get_settings(), model, allow_paths=True)  # the operator's own
         lengths = ModelLengths.of(
             ds, model=model, max_seq_length=embedder.max_seq_length, count=embedder.count_tokens
         )

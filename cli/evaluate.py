@@ -68,8 +68,8 @@ def eval_cmd(
     from core.evaluation.evaluator import EvalSpec, evaluate
     from core.indexing.faiss_index import IndexSpec
     from core.models.cache import EmbeddingCache
-    from core.models.embedder import load_embedder
     from core.names import child_path, slug
+    from core.services.models import embedder_for
     from core.settings import get_settings
 
     settings = get_settings()
@@ -79,11 +79,10 @@ def eval_cmd(
     print_warnings(ds)
     judged = ds.split_qrels(split)  # a dataset with its own splits refuses other names
     err.print(f"split '{split}': {len(judged)} judged queries (splits: {', '.join(ds.splits)})")
-    embedder = load_embedder(
+    embedder = embedder_for(
+        settings,
         model,
-        models_dir=settings.models_dir,
-        device=settings.device,
-        trust_remote_code=settings.trust_remote_code,
+        allow_paths=True,  # the operator's own command: local directories are fine
         batch_size=batch_size,
         max_seq_length=max_seq_length,
         query_instruction=query_instruction,

@@ -24,8 +24,7 @@ from cli.app import (
     stage_progress,
 )
 from core.datasets.options import ReadOptions
-
-TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
+from core.evaluation.metrics import HEADLINE_METRICS
 
 
 @app.command()
@@ -155,7 +154,7 @@ def print_comparison(result: Any) -> None:
     table = Table(title=f"{result.method} fine-tune: validation metrics (best step)")
     for col in ("metric", "before", "after", "change"):
         table.add_column(col, justify="right")
-    for name in TABLE_METRICS:
+    for name in HEADLINE_METRICS:
         if name in result.metrics_after:
             before, after = result.metrics_before.get(name, 0.0), result.metrics_after[name]
             table.add_row(name, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")

@@ -65,8 +65,8 @@ def mine(
     from core.indexing.faiss_index import IndexSpec
     from core.mining import MiningSpec, mine_negatives
     from core.models.cache import EmbeddingCache
-    from core.models.embedder import load_embedder
     from core.names import child_path, slug
+    from core.services.models import embedder_for
     from core.settings import get_settings
 
     if to not in KEEPS_NEGATIVES:
@@ -90,11 +90,10 @@ def mine(
         dataset, fmt, split=split, options=read_options(columns, drop_empty, tsv_quotes)
     )
     print_warnings(ds)
-    embedder = load_embedder(
+    embedder = embedder_for(
+        settings,
         model,
-        models_dir=settings.models_dir,
-        device=settings.device,
-        trust_remote_code=settings.trust_remote_code,
+        allow_paths=True,  # the operator's own command: local directories are fine
         batch_size=batch_size,
         max_seq_length=max_seq_length,
         query_instruction=query_instruction,

@@ -52,8 +52,8 @@ def nudge(
     from core.datasets.io import load_dataset
     from core.indexing.faiss_index import IndexSpec, VectorIndex
     from core.models.cache import EmbeddingCache
-    from core.models.embedder import load_embedder
     from core.nudge import NudgeSpec, run_nudge
+    from core.services.models import embedder_for
     from core.settings import get_settings
 
     settings = get_settings()
@@ -72,11 +72,10 @@ def nudge(
         test_split=test_split if test_split in ds.qrels else None,
         steps=tuple(float(s) for s in steps.split(",")) if steps else None,
     )
-    embedder = load_embedder(
+    embedder = embedder_for(
+        settings,
         model,
-        models_dir=settings.models_dir,
-        device=settings.device,
-        trust_remote_code=settings.trust_remote_code,
+        allow_paths=True,  # the operator's own command: local directories are fine
         batch_size=batch_size,
         max_seq_length=max_seq_length,
     )

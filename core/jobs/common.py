@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput
 from core.jobs.context import JobContext
-from core.models.embedder import Embedder, load_embedder
+from core.models.embedder import Embedder
 from core.models.resolve import check_reference
 from core.safe_values import SafeText
 from core.services import datasets as dataset_catalog
+from core.services import models as models_service
 from core.services.models import model_location
 from core.store import repos
 from core.store.tables import DEFAULT_PROJECT, DatasetRow
@@ -102,17 +103,14 @@ def embedder_for(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedde
     """The model ``ref`` names (a tuned model id or a reference), with the job's options."""
     with ctx.factory() as session:
         location = model_location(session, ref)
-    settings = ctx.settings
-    return load_embedder(
+    return models_service.embedder_for(
+        ctx.settings,
         location,
-        models_dir=settings.models_dir,
-        device=settings.device,
-        trust_remote_code=settings.trust_remote_code,
+        allow_paths=trusted_path(location),
         batch_size=options.batch_size,
         max_seq_length=options.max_seq_length,
         query_instruction=options.query_instruction,
         document_instruction=options.document_instruction,
-        allow_paths=trusted_path(location),
     )
 
 

@@ -15,7 +15,7 @@ from core.datasets.options import ReadOptions
 from core.datasets.stats import ModelLengths, dataset_stats
 from core.errors import Conflict
 from core.names import check_name, child_path
-from core.services.models import model_location
+from core.services.models import embedder_for, model_location
 from core.settings import Settings
 from core.store import repos
 from core.store.db import after_commit
@@ -63,7 +63,11 @@ def register_dataset(
             check_name(name, param="name")
         root = dataset_root(staging)
         ds = load_dataset(root, fmt, split=split, options=options)
-        lengths = _model_lengths(session, settings, ds, lengths_model) if lengths_model else None
+        lengths = (
+            _model_lengths(session, settings, ds, lengths_model, project_id)
+            if lengths_model
+            else None
+        )
         dataset_id = new_id("ds")
         final = settings.datasets_dir / dataset_id
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -111,15 +115,12 @@ def load(row: DatasetRow) -> RetrievalDataset:
 
 
 def _model_lengths(
-    session: Session, settings: Settings, ds: RetrievalDataset, model: str
+    session: Session, settings: Settings, ds: RetrievalDataset, model: str, project_id: str
 ) -> ModelLengths:
-    from core.models.embedder import load_embedder
-    from core.models.resolve import check_reference
-
-    ref = model_location(session, model)
-    if ref == model:
-        check_reference(ref, models_dir=settings.models_dir, allow_paths=False)
-    embedder = load_embedder(ref, models_dir=settings.models_dir, device="cpu")
+    """Lengths in the tokens of ``model``: a client's reference (never a path) or one of the
+    project's tuned models."""
+    location = model_location(session, model, project_id=project_id)
+    embedder = embedder_for(settings, location, allow_paths=location != model)
     return ModelLengths.of(
         ds, model=model, max_seq_length=embedder.max_seq_length, count=embedder.count_tokens
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
+from core.models.embedder import Embedder, load_embedder
 from core.models.resolve import PACKAGED_MODELS, packaged_dir
+from core.settings import Settings
 from core.store import repos
 from core.store.db import after_commit
 from core.store.tables import ModelRow
@@ -34,6 +37,23 @@ def model_location(session: Session, ref: str, *, project_id: str | None = None)
     if row is None or project_id not in (None, row.project_id):
         return ref
     return row.path
+
+
+def embedder_for(
+    settings: Settings, location: str, *, allow_paths: bool, batch_size: int = 64, **overrides: Any
+) -> Embedder:
+    """The model at ``location`` loaded as this deployment loads models (its models
+    directory, device and remote-code policy), with per-use ``overrides`` (``max_seq_length``,
+    instructions). The one place jobs, serving and the CLI load an embedder."""
+    return load_embedder(
+        location,
+        models_dir=settings.models_dir,
+        device=settings.device,
+        trust_remote_code=settings.trust_remote_code,
+        batch_size=batch_size,
+        allow_paths=allow_paths,
+        **overrides,
+    )
 
 
 def delete_model(session: Session, *, model_id: str) -> None:

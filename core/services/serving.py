@@ -7,10 +7,10 @@ import asyncio
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.indexing.faiss_index import VectorIndex
-from core.models.embedder import Embedder, load_embedder
+from core.models.embedder import Embedder
 from core.models.resolve import check_reference, model_not_found
 from core.services import datasets as dataset_catalog
-from core.services.models import model_location
+from core.services.models import embedder_for, model_location
 from core.serving.engine import Engine
 from core.serving.search import ServedIndex
 from core.serving.spec import ModelKey, ServeSpec
@@ -40,13 +40,11 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
             location = model_location(session, key.ref)
         if location == key.ref:  # a client's reference, not a tuned model: never a path
             check_reference(key.ref, models_dir=settings.models_dir, allow_paths=False)
-        return load_embedder(
+        return embedder_for(
+            settings,
             location,
-            models_dir=settings.models_dir,
-            device=settings.device,
-            trust_remote_code=settings.trust_remote_code,
-            batch_size=spec.max_batch_size,
             allow_paths=location != key.ref,
+            batch_size=spec.max_batch_size,
             **key.overrides,
         )
 

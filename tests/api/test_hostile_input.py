@@ -137,11 +137,19 @@ def test_unstorable_strings_are_refused_before_anything_is_stored(
         ("nudge", '"model": "m", "steps": [Infinity]', "spec.steps.0"),
         ("finetune", '"base_model": "m", "params": {"epochs": Infinity}', "spec.params.epochs"),
         ("finetune", '"base_model": "m", "params": {"epochs": 1e308}', "epochs"),
-        ("finetune", '"base_model": "m", "params": {"learning_rate": NaN}', "spec.params.learning_rate"),
+        (
+            "finetune",
+            '"base_model": "m", "params": {"learning_rate": NaN}',
+            "spec.params.learning_rate",
+        ),
         ("finetune", '"base_model": "m", "params": {"seed": 1e400}', "spec.params.seed"),
         ("finetune", '"base_model": "m", "params": {"seed": 100000000000000000000}', "seed"),
         ("mine", '"model": "m", "options": {"range_max": 1e12}', "range_max"),
-        ("mine", '"model": "m", "options": {"relative_margin": NaN}', "spec.options.relative_margin"),
+        (
+            "mine",
+            '"model": "m", "options": {"relative_margin": NaN}',
+            "spec.options.relative_margin",
+        ),
         ("finetune", '"base_model": "m", "val_fraction": NaN', "spec.val_fraction"),
     ],
 )
@@ -188,7 +196,9 @@ def test_model_references_never_resolve_against_the_working_directory(
         assert job.status_code in (404, 422), (ref, job.text)
         served = api.post("/v1/embeddings", json={"model": ref, "input": "hello"})
         assert served.status_code in (404, 422), (ref, served.text)
-        for response in (job, served):
+        lengths = api.post("/v1/datasets", files=beir_files(), data={"model": ref})
+        assert lengths.status_code in (404, 422), (ref, lengths.text)
+        for response in (job, served, lengths):
             assert response.json()["error"]["param"] == "model"
             assert str(tmp_path) not in response.text and os.getcwd() not in response.text
     assert job_count(backend) == 0
