@@ -5,14 +5,16 @@ key learns nothing about other projects' rows (never a 403)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.security import Inference
 from core.jobs.ports import Enqueue
+from core.services.idempotency import Idempotency, Stored, body_hash
 from core.settings import Settings
 from core.store import repos
 from core.store.tables import DatasetRow, IndexRow, JobRow, ModelRow
@@ -75,3 +77,32 @@ DatasetDep = Annotated[DatasetRow, Depends(dataset)]
 JobDep = Annotated[JobRow, Depends(job)]
 ModelDep = Annotated[ModelRow, Depends(model)]
 IndexDep = Annotated[IndexRow, Depends(index)]
+
+
+def idempotency(
+    request: Request,
+    factory: FactoryDep,
+    settings: SettingsDep,
+    key: IdempotencyKey = None,
+) -> Callable[..., Idempotency]:
+    """``guard(*request_parts)``: the Idempotency-Key guard of this request and caller."""
+    owner = request.state.principal.key_id  # set by the router's key dependency
+
+    def guard(*parts: object) -> Idempotency:
+        return Idempotency(
+            factory,
+            owner,
+            key,
+            body_hash(*parts),
+            settings.idempotency_pending_seconds,
+            settings.idempotency_ttl_seconds,
+        )
+
+    return guard
+
+
+GuardDep = Annotated[Callable[..., Idempotency], Depends(idempotency)]
+
+
+def replayed(stored: Stored) -> JSONResponse:
+    return JSONResponse(stored.body, stored.status_code, headers=stored.headers)

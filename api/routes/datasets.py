@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from api.deps import DatasetDep, FactoryDep, IdempotencyKey, SessionDep, SettingsDep
+from api.deps import DatasetDep, GuardDep, IdempotencyKey, SessionDep, SettingsDep, replayed
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.datasets import DatasetPage, DatasetRead
 from api.security import User
@@ -19,7 +19,6 @@ from core.errors import TooLarge
 from core.names import Name
 from core.safe_values import SafeText
 from core.services import datasets as catalog
-from core.services.idempotency import Idempotency, body_hash
 from core.services.uploads import extract_archive, is_archive, safe_relative_path
 from core.settings import Settings
 from core.store import repos
@@ -31,9 +30,9 @@ CHUNK = 1 << 20
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetRead)
 async def upload_dataset(
     session: SessionDep,
-    factory: FactoryDep,
     settings: SettingsDep,
     principal: User,
+    guard_for: GuardDep,
     files: Annotated[
         list[UploadFile],
         File(
@@ -47,7 +46,7 @@ async def upload_dataset(
     ] = None,
     split: Annotated[Name, Form(description="The split of one-split formats.")] = "train",
     columns: Annotated[
-        str | None,
+        SafeText | None,
         Form(max_length=1000, description="Map fields to columns: query=question,positive=answer"),
     ] = None,
     drop_empty: Annotated[
@@ -58,7 +57,7 @@ async def upload_dataset(
         SafeText | None,
         Form(max_length=200, description="Also give lengths in this model's tokens."),
     ] = None,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey = None,  # documents the header; GuardDep reads it
 ) -> JSONResponse:
     """Store the upload, validate it (422 names file, line and field), describe it; what was
     read in a particular way (unused columns, dropped rows) is in ``stats.warnings``."""
@@ -66,22 +65,14 @@ async def upload_dataset(
     staging = catalog.staging_dir(settings)
     try:
         digest = await _receive(files, staging, settings)
-        request = (digest, name, format, split, options.as_dict(), model)
-        guard = Idempotency(
-            factory,
-            principal.key_id,
-            idempotency_key,
-            body_hash(*request),
-            settings.idempotency_pending_seconds,
-            settings.idempotency_ttl_seconds,
-        )
-        replayed = guard.replay()
+        guard = guard_for(digest, name, format, split, options.as_dict(), model)
+        stored = guard.replay()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if replayed is not None:
+    if stored is not None:
         shutil.rmtree(staging, ignore_errors=True)
-        return JSONResponse(replayed.body, replayed.status_code, headers=replayed.headers)
+        return replayed(stored)
     try:
         row = catalog.register_dataset(
             session,

@@ -7,15 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse
 
-from api.deps import EnqueueDep, FactoryDep, IdempotencyKey, JobDep, SessionDep, SettingsDep
+from api.deps import (
+    EnqueueDep,
+    FactoryDep,
+    GuardDep,
+    IdempotencyKey,
+    JobDep,
+    SessionDep,
+    SettingsDep,
+    replayed,
+)
 from api.errors import error_body
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
 from api.security import User
+from core.errors import CoreError
 from core.jobs import service
 from core.jobs.registry import JobRequest, JobStatus, JobType
-from core.services.idempotency import Idempotency, body_hash
+from core.services.idempotency import Idempotency
 from core.store import repos
+from core.store.tables import JobRow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -27,19 +38,13 @@ def submit_job(
     enqueue: EnqueueDep,
     principal: User,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
+    guard_for: GuardDep,
+    idempotency_key: IdempotencyKey = None,  # documents the header; GuardDep reads it
 ) -> JSONResponse:
     """Queue a job; it runs on a worker. Poll ``Location`` for its status."""
-    guard = Idempotency(
-        factory,
-        principal.key_id,
-        idempotency_key,
-        body_hash(request.model_dump(mode="json")),
-        settings.idempotency_pending_seconds,
-        settings.idempotency_ttl_seconds,
-    )
-    if (replayed := guard.replay()) is not None:
-        return JSONResponse(replayed.body, replayed.status_code, headers=replayed.headers)
+    guard = guard_for(request.model_dump(mode="json"))
+    if (stored := guard.replay()) is not None:
+        return replayed(stored)
     try:
         job = service.submit_job(
             factory,
@@ -47,21 +52,26 @@ def submit_job(
             enqueue=enqueue,
             project_id=principal.project_id,
             models_dir=settings.models_dir,
-            allow_paths=False,
         )
     except service.NotEnqueued as exc:  # stored: a retry with the key gets this job
-        body = JobRead.of(exc.job).model_dump(mode="json")
-        headers = {"Location": f"/v1/jobs/{exc.job.id}"}
-        guard.remember(status.HTTP_202_ACCEPTED, body, headers)
-        error = error_body(exc.code, exc.message, exc.param, 503, job=body)
-        return JSONResponse(error, 503, headers={**headers, "Retry-After": "5"})
+        return _accepted(guard, exc.job, unavailable=exc)
     except BaseException:
         guard.release()
         raise
+    return _accepted(guard, job)
+
+
+def _accepted(
+    guard: Idempotency, job: JobRow, unavailable: CoreError | None = None
+) -> JSONResponse:
+    """202 with the job, kept for retries; 503 with it when the broker has not taken it."""
     body = JobRead.of(job).model_dump(mode="json")
     headers = {"Location": f"/v1/jobs/{job.id}"}
     guard.remember(status.HTTP_202_ACCEPTED, body, headers)
-    return JSONResponse(body, status.HTTP_202_ACCEPTED, headers=headers)
+    if unavailable is None:
+        return JSONResponse(body, status.HTTP_202_ACCEPTED, headers=headers)
+    error = error_body(unavailable.code, unavailable.message, unavailable.param, 503, job=body)
+    return JSONResponse(error, 503, headers={**headers, "Retry-After": "5"})
 
 
 @router.get("", response_model=JobPage)
