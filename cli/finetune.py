@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -27,8 +29,7 @@ from core.datasets.options import ReadOptions
 from core.evaluation.metrics import HEADLINE_METRICS
 
 
-@app.command()
-def finetune(  # one option per spec field
+def _command(
     dataset: DatasetArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Base model.")] = None,
@@ -43,56 +44,89 @@ def finetune(  # one option per spec field
     train_split: str = "train",
     val_split: str = "val",
     val_fraction: Annotated[float, typer.Option(help="Held out when no val split.")] = 0.2,
-    mine_negatives: Annotated[
-        bool | None, typer.Option(help="Mine hard negatives if the data has none (default).")
-    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = True,
-    epochs: float | None = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
-    batch_size: int | None = None,
-    warmup_ratio: float | None = None,
-    max_seq_length: int | None = None,
-    seed: int | None = None,
-    loss: Annotated[str | None, typer.Option(help="mnrl | cached_mnrl | cosent")] = None,
-    scale: float | None = None,
-    mini_batch_size: int | None = None,
-    num_hard_negatives: int | None = None,
-    matryoshka_dims: Annotated[str | None, typer.Option(help="e.g. 384,256,128")] = None,
-    query_instruction: str | None = None,
-    document_instruction: str | None = None,
-    fp16: bool | None = None,
-    bf16: bool | None = None,
-    gradient_checkpointing: bool | None = None,
-    eval_steps: int | None = None,
-    save_steps: int | None = None,
-    logging_steps: int | None = None,
-    lora_rank: int | None = None,
-    lora_alpha: int | None = None,
-    lora_dropout: float | None = None,
-    lora_target_modules: Annotated[str | None, typer.Option(help="e.g. query,value")] = None,
-    lora_learning_rate: Annotated[float | None, typer.Option("--lora-lr")] = None,
-    adapter_hidden_dim: int | None = None,
-    adapter_epochs: int | None = None,
-    adapter_learning_rate: Annotated[float | None, typer.Option("--adapter-lr")] = None,
 ) -> None:
+    """The options that are not FinetuneSpec fields (those are added from the spec)."""
+
+
+SPEC_PANEL = "Training settings (FinetuneSpec; unset ones keep its defaults)"
+ALIASES = {
+    "learning_rate": ("--lr",),
+    "lora_learning_rate": ("--lora-lr",),
+    "adapter_learning_rate": ("--adapter-lr",),
+}
+LISTS = {"matryoshka_dims": int, "lora_target_modules": str}  # comma-separated on the CLI
+
+
+def _spec_options() -> list[inspect.Parameter]:
+    """One option per FinetuneSpec field, its type, choices and default from the spec."""
+    from core.training.spec import FinetuneSpec
+
+    hints = typing.get_type_hints(FinetuneSpec)
+    options = []
+    for field in fields(FinetuneSpec):
+        if field.name in ("method", "base_model"):
+            continue
+        kind, choices = _option_type(hints[field.name])
+        shown = field.default
+        if field.name in LISTS:
+            kind, shown = str, ",".join(map(str, field.default or ())) or "none"
+        help = f"{' | '.join(choices)}; default {shown}" if choices else f"default {shown}"
+        flag = field.name.replace("_", "-")
+        flag = f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}"
+        names = (flag, *ALIASES.get(field.name, ()))
+        option = typer.Option(None, *names, help=help, rich_help_panel=SPEC_PANEL)
+        options.append(
+            inspect.Parameter(
+                field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind | None
+            )
+        )
+    return options
+
+
+def _option_type(hint: Any) -> tuple[type, tuple[str, ...]]:
+    """The CLI type of a spec field (less ``None``), and its choices when it has some."""
+    if typing.get_origin(hint) is Literal:
+        return str, typing.get_args(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if hint in (int, float, str, bool) or not args:
+        return hint, ()
+    return _option_type(args[0]) if len(args) == 1 else (str, ())
+
+
+def finetune(**given: Any) -> None:
     """Fine-tune a model on a dataset's train split; prints validation metrics before/after."""
     from core.training.spec import FinetuneSpec
 
-    given = {k: v for k, v in locals().items() if v is not None}
+    spec_file, model = given.pop("spec_file"), given.pop("model")
     data: dict[str, Any] = json.loads(spec_file.read_text("utf-8")) if spec_file else {}
-    data |= {f.name: given[f.name] for f in fields(FinetuneSpec) if f.name in given}
+    data |= {f.name: given[f.name] for f in fields(FinetuneSpec) if given.get(f.name) is not None}
     if model is not None:
         data["base_model"] = model
-    for name in ("matryoshka_dims", "lora_target_modules"):
+    for name, item in LISTS.items():
         if isinstance(data.get(name), str):
-            parts = [p.strip() for p in data[name].split(",") if p.strip()]
-            data[name] = [int(p) for p in parts] if name == "matryoshka_dims" else parts
+            data[name] = [item(p.strip()) for p in data[name].split(",") if p.strip()]
     spec = FinetuneSpec.from_dict(data)
-    splits = (train_split, val_split)
-    options = read_options(columns, drop_empty, tsv_quotes)
-    result = _run(spec, dataset, fmt, output, splits, val_fraction, resume=resume, options=options)
+    splits = (given["train_split"], given["val_split"])
+    options = read_options(given["columns"], given["drop_empty"], given["tsv_quotes"])
+    result = _run(
+        spec,
+        given["dataset"],
+        given["fmt"],
+        given["output"],
+        splits,
+        given["val_fraction"],
+        resume=given["resume"],
+        options=options,
+    )
     print_comparison(result)
     console.print(f"model: {result.model_dir}")
+
+
+_parameters = [*inspect.signature(_command, eval_str=True).parameters.values(), *_spec_options()]
+finetune.__signature__ = inspect.Signature(_parameters)  # type: ignore[attr-defined]
+finetune.__annotations__ = {p.name: p.annotation for p in _parameters}
+app.command()(finetune)
 
 
 def _run(

@@ -171,3 +171,16 @@ def test_eval_refuses_a_split_the_dataset_does_not_have(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "no split 'test' (splits: train, val)" in out.stderr
+
+
+def test_the_finetune_command_has_an_option_for_every_spec_field(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from core.training.spec import FinetuneSpec
+
+    shown = run_cli("finetune", "--help", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    for field in fields(FinetuneSpec):
+        if field.name not in ("method", "base_model"):
+            assert f"--{field.name.replace('_', '-')}" in shown.stdout, field.name
+    assert "mnrl | cached_mnrl | cosent" in shown.stdout and "--lr" in shown.stdout
