@@ -43,17 +43,16 @@ def compare(
 ) -> None:
     """Compare base, fine-tunes and NUDGE on one dataset and split, as the API's compare job
     does (one child job per method, in the local store), and print the report."""
+    from core.bootstrap import bootstrap
     from core.compare import CompareReport, to_markdown
     from core.jobs.kinds.compare import CompareJob
     from core.jobs.runner import run_job
-    from core.jobs.service import submit_job
-    from core.settings import get_settings
-    from core.store.db import make_engine, make_session_factory, upgrade
-    from core.store.tables import JobRow
+    from core.jobs.service import job_tree, submit_job
+    from core.store.db import upgrade
 
-    settings = get_settings()
+    platform = bootstrap()
+    settings, factory = platform.settings, platform.factory
     upgrade(settings.db_url)
-    factory = make_session_factory(make_engine(settings.db_url))
     spec: dict[str, Any] = {
         "dataset_id": _register(factory, settings, dataset, fmt, train_split),
         # jobs take local models by absolute path only (see core.jobs.common.trusted_path)
@@ -87,9 +86,7 @@ def compare(
                 worker=worker,
                 enqueue=lambda job_id, _: queue.append(job_id),
             )
-    with factory() as session:
-        done = session.get(JobRow, job.id)
-    assert done is not None
+    done = job_tree(factory, job_id=job.id)[0]
     if done.status != "succeeded":
         err.print(f"[bold red]compare job {done.status}[/] {done.error_message or ''}")
         raise typer.Exit(1)
@@ -121,17 +118,14 @@ def _register(factory: Any, settings: Any, path: Path, fmt: str | None, split: s
 @contextmanager
 def _watch(factory: Any, job_id: str) -> Iterator[None]:
     """Print each change of state or stage of the job and its children while it runs."""
-    from core.store import repos
-    from core.store.tables import JobRow
+    from core.jobs.service import job_tree
 
     stop = threading.Event()
     seen: dict[str, tuple[str, str | None]] = {}
 
     def show() -> None:
-        with factory() as session:
-            rows = [session.get(JobRow, job_id), *repos.child_jobs(session, parent_id=job_id)]
-        for row in rows:
-            if row is not None and seen.get(row.id) != (row.status, row.stage):
+        for row in job_tree(factory, job_id=job_id):
+            if seen.get(row.id) != (row.status, row.stage):
                 seen[row.id] = (row.status, row.stage)
                 err.print(f"{row.type:<9}{row.id}  {row.status:<10}{row.stage or ''}")
 

@@ -66,6 +66,13 @@ def submit_job(
     return job
 
 
+def job_tree(factory: sessionmaker[Session], *, job_id: str) -> list[JobRow]:
+    """Job ``job_id`` and the jobs it created (a compare job's children), oldest first."""
+    with factory() as session:
+        job = repos.get_or_404(session, JobRow, job_id, "job")
+        return [job, *repos.child_jobs(session, parent_id=job_id)]
+
+
 def cancel_job(factory: sessionmaker[Session], *, job_id: str, enqueue: Enqueue) -> JobRow:
     """A queued job is cancelled at once; a running one is asked to stop at its next step.
     Cancelling a job cancels the unfinished jobs it created (a compare job's children).
