@@ -221,6 +221,10 @@ def test_odd_records_never_escape_as_tracebacks(tmp_path: Path, fmt: str, line: 
         ds = load_dataset(path, fmt)
     except DatasetInvalid as err:
         assert err.issues
+        for issue in err.issues:  # each located on the one line, with what is wrong there
+            assert (issue.file, issue.line) == (path.name, 1), issue
+            assert issue.code in {"bad_json", "bad_type", "missing_field", "bad_score"}, issue
+            assert issue.field is not None or issue.code == "bad_json", issue
     else:  # read through aliases: whatever was not read is named in the warnings
         assert fmt == "pairs"
         assert {w.field for w in ds.warnings} & {"score", "prompt", "neg_scores"}
