@@ -7,24 +7,16 @@ data directory; the other waits as a standby and takes over if the first one die
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import text
 
 from core.bootstrap import Platform
 from core.jobs.reconcile import reconcile
+from core.store.locks import single_instance
 from workers.broker import broker_job_ids
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x656D6265  # "embe": the advisory lock id of the reconciler
-HELD = text(
-    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = :k "
-    "AND pid = pg_backend_pid() AND granted"
-)
 
 
 def run_once(platform: Platform) -> None:
@@ -44,7 +36,8 @@ def run_forever(platform: Platform, stop: threading.Event) -> None:
     every = max(platform.settings.reconcile_seconds, 0.5)
     while not stop.is_set():
         try:
-            with single_instance(platform) as holds:
+            lock_file = platform.settings.data_dir / "reconciler.lock"
+            with single_instance(platform.db, key=LOCK_KEY, lock_file=lock_file) as holds:
                 while holds() and not stop.is_set():
                     try:
                         run_once(platform)
@@ -54,29 +47,3 @@ def run_forever(platform: Platform, stop: threading.Event) -> None:
         except Exception:  # the lock's connection went away: look for the lock again
             log.warning("reconciler lost its lock", exc_info=True)
         stop.wait(every)  # a standby: look for the lock again
-
-
-@contextmanager
-def single_instance(platform: Platform) -> Iterator[Callable[[], bool]]:
-    """``holds()``: whether this process still holds the reconciler lock."""
-    if platform.db.dialect.name == "postgresql":
-        with platform.db.connect() as conn:
-            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
-            try:
-                yield lambda: held and conn.scalar(HELD, {"k": LOCK_KEY}) is not None
-            finally:
-                if held:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-        return
-    path = platform.settings.data_dir / "reconciler.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield lambda: False
-            return
-        try:
-            yield lambda: True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

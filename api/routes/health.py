@@ -6,7 +6,8 @@ import tempfile
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+
+from core.store import repos
 
 router = APIRouter(tags=["health"])
 
@@ -43,7 +44,7 @@ def _check(probe) -> str:
 
 def _db(factory) -> None:
     with factory() as session:
-        session.execute(text("SELECT 1"))
+        repos.ping(session)
 
 
 def _storage(data_dir) -> None:

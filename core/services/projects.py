@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound
 from core.names import check_name
+from core.store import repos
 from core.store.tables import ProjectRow
 
 
 def create_project(session: Session, *, name: str) -> ProjectRow:
     """A new project; 409 if the name is taken."""
     check_name(name, param="name")
-    if session.scalar(select(ProjectRow).where(ProjectRow.name == name)) is not None:
+    if repos.project_named(session, name=name) is not None:
         raise Conflict(f"project '{name}' already exists", code="project_exists", param="name")
     row = ProjectRow(name=name)
     session.add(row)
@@ -22,11 +22,11 @@ def create_project(session: Session, *, name: str) -> ProjectRow:
 
 
 def list_projects(session: Session) -> list[ProjectRow]:
-    return list(session.scalars(select(ProjectRow).order_by(ProjectRow.created_at, ProjectRow.id)))
+    return repos.list_projects(session)
 
 
 def project_named(session: Session, name: str) -> ProjectRow:
-    row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
+    row = repos.project_named(session, name=name)
     if row is None:
         raise NotFound(f"project '{name}' does not exist", code="project_not_found", param="name")
     return row

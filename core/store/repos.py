@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from core.store.tables import (
     JobRow,
     MetricRow,
     ModelRow,
+    ProjectRow,
     utcnow,
 )
 
@@ -364,3 +365,20 @@ def list_keys(session: Session, *, project_id: str | None = None) -> list[ApiKey
     if project_id is not None:
         query = query.where(ApiKeyRow.project_id == project_id)
     return list(session.scalars(query))
+
+
+# projects, health ---------------------------------------------------------------------------
+
+
+def project_named(session: Session, *, name: str) -> ProjectRow | None:
+    return session.scalar(select(ProjectRow).where(ProjectRow.name == name))
+
+
+def list_projects(session: Session) -> list[ProjectRow]:
+    query = select(ProjectRow).order_by(ProjectRow.created_at, ProjectRow.id)
+    return list(session.scalars(query))
+
+
+def ping(session: Session) -> None:
+    """A round trip to the database (``/readyz``)."""
+    session.execute(text("SELECT 1"))

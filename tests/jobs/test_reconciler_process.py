@@ -13,9 +13,10 @@ import pytest
 from core.bootstrap import bootstrap
 from core.settings import Settings
 from core.store.db import transaction, upgrade
+from core.store.locks import single_instance
 from core.store.tables import DatasetRow, JobRow, utcnow
 from tests.e2e.conftest import process_env
-from workers.reconciler import single_instance
+from workers.reconciler import LOCK_KEY
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -30,11 +31,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 def test_a_second_reconciler_waits_until_the_first_lets_go(backend: Settings) -> None:
     first, second = bootstrap(backend), bootstrap(backend)
     try:
-        with single_instance(first) as first_holds:
+        lock_file = backend.data_dir / "reconciler.lock"
+        with single_instance(first.db, key=LOCK_KEY, lock_file=lock_file) as first_holds:
             assert first_holds()
-            with single_instance(second) as second_holds:
+            with single_instance(second.db, key=LOCK_KEY, lock_file=lock_file) as second_holds:
                 assert not second_holds()
-        with single_instance(second) as second_holds:
+        with single_instance(second.db, key=LOCK_KEY, lock_file=lock_file) as second_holds:
             assert second_holds()
     finally:
         first.close()
