@@ -22,8 +22,8 @@ from cli.app import (
     read_options,
     stage_progress,
 )
+from core.evaluation.metrics import SUMMARY_METRICS
 
-TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -101,7 +101,7 @@ def print_nudge(report: dict[str, Any]) -> None:
     )
     for col in ("metric", "val before", "val after", "test before", "test after", "change"):
         table.add_column(col, justify="right")
-    for name in TABLE_METRICS:
+    for name in SUMMARY_METRICS:
         cells = [report[part].get(name) for part in ("val_before", "val_after")]
         before, after = report["test_before"].get(name), report["test_after"].get(name)
         cells += [before, after]

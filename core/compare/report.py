@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from core.evaluation.metrics import SUMMARY_METRICS
 from core.evaluation.report import EvalReport, QueryResult
 
-TABLE_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 PER_QUERY_METRIC = "ndcg@10"
 TOP_QUERIES = 10  # biggest gains and losses listed per method
 TIE = 1e-9
@@ -68,7 +68,7 @@ class CompareReport:
     rows: list[MethodRow]
     best: str | None = None  # highest test PER_QUERY_METRIC
     best_margin: float | None = None  # its lead over the next method, in points
-    metrics: tuple[str, ...] = TABLE_METRICS
+    metrics: tuple[str, ...] = SUMMARY_METRICS
 
     def row(self, method: str) -> MethodRow:
         return next(r for r in self.rows if r.method == method)
@@ -131,7 +131,7 @@ def _row(run: MethodRun, ref: MethodRun, queries: Mapping[str, str]) -> MethodRo
     }
     if run.test is None or ref.test is None:
         return MethodRow(**common)
-    test = {m: run.test.metrics[m] for m in TABLE_METRICS}
+    test = {m: run.test.metrics[m] for m in SUMMARY_METRICS}
     changes = _query_changes(ref.test.per_query, run.test.per_query, queries)
     gains = sorted((c for c in changes if c.change > TIE), key=lambda c: -c.change)
     losses = sorted((c for c in changes if c.change < -TIE), key=lambda c: c.change)
@@ -152,7 +152,7 @@ def _row(run: MethodRun, ref: MethodRun, queries: Mapping[str, str]) -> MethodRo
 
 
 def _points(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
-    return {m: 100 * (after[m] - before[m]) for m in TABLE_METRICS if m in after and m in before}
+    return {m: 100 * (after[m] - before[m]) for m in SUMMARY_METRICS if m in after and m in before}
 
 
 def _query_changes(

@@ -90,3 +90,5 @@ def evaluate_run(
 
 HEADLINE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100")
 """The metrics a job result, a model card and a comparison report show."""
+SUMMARY_METRICS = HEADLINE_METRICS[:3]
+"""The columns of the compact tables (the comparison report, the NUDGE command)."""

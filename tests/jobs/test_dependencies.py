@@ -99,3 +99,25 @@ def test_an_eval_job_waits_for_nothing(factory, sample_id: str, tiny_model_dir: 
     spec = {"dataset_id": sample_id, "model": str(tiny_model_dir)}
     job_id = submit(factory, EvalJob(type="eval", spec=spec), sent)
     assert sent == [(job_id, "cpu")]
+
+
+def test_the_reconciler_enqueues_a_released_dependent_the_broker_never_got(
+    factory, settings: Settings, sample_id: str, tiny_model_dir: Path
+) -> None:
+    """The fine-tune ends, but its process dies before it enqueues the waiting nudge job."""
+    tune, nudge = finetune_then_nudge(factory, sample_id, tiny_model_dir, [])
+
+    def broker_down(job_id: str, queue: str) -> None:
+        raise ConnectionError("the broker went away")
+
+    assert run_job(tune, factory=factory, settings=settings, worker="w", enqueue=broker_down) == (
+        "succeeded"
+    )
+    assert job(factory, nudge).status == "queued"
+    with transaction(factory) as session:  # past the reconciler's grace period
+        session.execute(update(JobRow).values(enqueued_at=utcnow() - timedelta(minutes=5)))
+    sent: list = []
+    done = reconcile(
+        factory, settings, enqueue=lambda j, q: sent.append((j, q)), broker_job_ids=lambda: set()
+    )
+    assert done.reenqueued_lost == [nudge] and sent == [(nudge, "cpu")]
