@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound
@@ -13,11 +14,15 @@ from core.store.tables import ProjectRow
 def create_project(session: Session, *, name: str) -> ProjectRow:
     """A new project; 409 if the name is taken."""
     check_name(name, param="name")
+    taken = Conflict(f"project '{name}' already exists", code="project_exists", param="name")
     if repos.project_named(session, name=name) is not None:
-        raise Conflict(f"project '{name}' already exists", code="project_exists", param="name")
+        raise taken
     row = ProjectRow(name=name)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent request may have taken it meanwhile
+            session.add(row)
+    except IntegrityError:
+        raise taken from None
     return row
 
 
