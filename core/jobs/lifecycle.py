@@ -9,6 +9,8 @@ on down the chain. No worker ever waits for another job.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from core.store import repos
@@ -39,6 +41,13 @@ def set_final(
     )
 
 
+def end(session: Session, job: JobRow, status: str, **outcome: Any) -> list[JobRow]:
+    """End ``job`` (locked) as ``set_final`` does; returns the jobs that waited for it and
+    may run now (to enqueue after the commit)."""
+    set_final(session, job, status, **outcome)
+    return release_dependents(session, job)
+
+
 def depend(session: Session, *, job: JobRow, on: str, required: bool) -> None:
     """``job`` (just added, still queued) waits for job ``on``; with ``required`` it runs
     only if ``on`` succeeds. It is not handed to the broker until then."""
@@ -59,14 +68,13 @@ def release_dependents(session: Session, finished: JobRow) -> list[JobRow]:
             continue
         if link.required and finished.status != "succeeded":
             status = "cancelled" if finished.status == "cancelled" else "failed"
-            set_final(
+            ready += end(
                 session,
                 dependent,
                 status,
                 code=f"dependency_{finished.status}",
                 message=f"job '{finished.id}', which this job needs, {finished.status}",
             )
-            ready += release_dependents(session, dependent)
         elif not is_waiting(session, dependent):
             dependent.enqueued_at = utcnow()
             ready.append(dependent)

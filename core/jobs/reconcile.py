@@ -58,7 +58,7 @@ def reconcile(
         ):
             age = (now - as_utc(job.heartbeat_at)).total_seconds()
             if job.attempts >= settings.job_max_attempts:
-                lifecycle.set_final(
+                released += lifecycle.end(
                     session,
                     job,
                     "failed",
@@ -66,7 +66,6 @@ def reconcile(
                     message=f"its worker stopped answering ({age:.0f}s without a "
                     f"heartbeat) on the last of {job.attempts} attempts",
                 )
-                released += lifecycle.release_dependents(session, job)
                 failed.append(job.id)
                 continue
             job.status, job.lease_token, job.enqueued_at = "queued", None, now

@@ -15,7 +15,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +23,8 @@ from core.errors import CoreError
 from core.jobs import lifecycle
 from core.jobs.context import JobContext, Stop
 from core.jobs.ports import Enqueue
-from core.jobs.registry import kind_of, queue_of
+from core.jobs.registry import kind_of
+from core.jobs.service import enqueue_released
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -114,7 +115,7 @@ def _claim(
     ready: list[JobRow] = []
     with transaction(factory) as session:
         claim = _take(session, job_id, settings, worker, ready)
-    _enqueue(ready, enqueue)
+    enqueue_released(ready, enqueue)
     return claim
 
 
@@ -125,7 +126,7 @@ def _take(
     if job.status in repos.TERMINAL:
         return job.status  # type: ignore[return-value]
     if job.cancel_requested:
-        ready += _final(session, job, "cancelled")
+        ready += lifecycle.end(session, job, "cancelled")
         return "cancelled"
     if job.status == "queued" and lifecycle.is_waiting(session, job):
         return "waiting"  # a stray delivery: the end of what it waits for enqueues it
@@ -133,7 +134,7 @@ def _take(
         return "busy"
     if job.attempts >= settings.job_max_attempts:
         message = f"gave up after {job.attempts} attempts whose worker was lost"
-        ready += _final(session, job, "failed", code="worker_lost", message=message)
+        ready += lifecycle.end(session, job, "failed", code="worker_lost", message=message)
         return "failed"
     job.attempts += 1
     token = uuid.uuid4().hex
@@ -148,20 +149,6 @@ def _take(
         data={"attempt": job.attempts, "worker": worker},
     )
     return Claim(job.type, dict(job.spec), token)
-
-
-def _final(session: Session, job: JobRow, status: str, **outcome: Any) -> list[JobRow]:
-    """End ``job`` (locked); the jobs that waited for it and may run now."""
-    lifecycle.set_final(session, job, status, **outcome)
-    return lifecycle.release_dependents(session, job)
-
-
-def _enqueue(jobs: list[JobRow], enqueue: Enqueue) -> None:
-    for job in jobs:
-        try:
-            enqueue(job.id, queue_of(job.type))
-        except Exception:  # the reconciler finds a released job the broker never got
-            log.warning("job %s is free to run but was not enqueued", job.id, exc_info=True)
 
 
 def is_stale(job: JobRow, lease_seconds: float) -> bool:
@@ -183,8 +170,8 @@ def _finish(
         if job.lease_token != ctx.lease_token:
             log.warning("job %s: lease lost before recording %s", ctx.job_id, status)
             return "lease_lost"
-        ready = _final(session, job, status, code=code, message=message, result=result)
-    _enqueue(ready, ctx.enqueue)
+        ready = lifecycle.end(session, job, status, code=code, message=message, result=result)
+    enqueue_released(ready, ctx.enqueue)
     return status  # type: ignore[return-value]
 
 

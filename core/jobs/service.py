@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,20 +86,27 @@ def cancel_job(factory: sessionmaker[Session], *, job_id: str, enqueue: Enqueue)
             if child.status not in repos.TERMINAL:
                 ready += _cancel(session, repos.lock_job(session, job_id=child.id))
         ready += _cancel(session, job)
-    with suppress(NotEnqueued):  # the cancel stands; the reconciler enqueues what it missed
-        _enqueue_all([j for j in ready if j.status == "queued"], enqueue, job)
+    enqueue_released([j for j in ready if j.status == "queued"], enqueue)
     return job
 
 
 def _cancel(session: Session, job: JobRow) -> list[JobRow]:
     if job.status == "queued":
         job.cancel_requested = True
-        lifecycle.set_final(session, job, "cancelled")
-        return lifecycle.release_dependents(session, job)
+        return lifecycle.end(session, job, "cancelled")
     if job.status == "running" and not job.cancel_requested:
         job.cancel_requested = True
         repos.add_event(session, job_id=job.id, kind="log", message="cancel requested")
     return []
+
+
+def enqueue_released(jobs: list[JobRow], enqueue: Enqueue) -> None:
+    """Enqueue jobs an ending job freed; one the broker misses is the reconciler's to find."""
+    for job in jobs:
+        try:
+            enqueue(job.id, queue_of(job.type))
+        except Exception:
+            log.warning("job %s is free to run but was not enqueued", job.id, exc_info=True)
 
 
 def _enqueue_all(jobs: list[JobRow], enqueue: Enqueue, answer: JobRow) -> None:
