@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.indexing.faiss_index import VectorIndex
 from core.models.embedder import Embedder
-from core.models.resolve import check_reference, model_not_found
+from core.models.resolve import model_not_found
 from core.services import datasets as dataset_catalog
 from core.services.models import embedder_for, model_location
 from core.serving.engine import Engine
@@ -38,12 +38,10 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
     def load_model(key: ModelKey) -> Embedder:
         with factory() as session:
             location = model_location(session, key.ref)
-        if location == key.ref:  # a client's reference, not a tuned model: never a path
-            check_reference(key.ref, models_dir=settings.models_dir, allow_paths=False)
         return embedder_for(
             settings,
             location,
-            allow_paths=location != key.ref,
+            allow_paths=location != key.ref,  # a client's reference is never a path
             batch_size=spec.max_batch_size,
             **key.overrides,
         )

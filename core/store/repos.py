@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -150,15 +150,19 @@ def dependencies_on(session: Session, *, job_id: str) -> list[JobDependencyRow]:
     return list(session.scalars(query.order_by(JobDependencyRow.job_id)))
 
 
+def _waiting_jobs() -> Select:
+    """Ids of the jobs that wait for a job that has not finished (one row per such link)."""
+    return (
+        select(JobDependencyRow.job_id)
+        .join(JobRow, JobRow.id == JobDependencyRow.depends_on)
+        .where(JobRow.status.in_(ACTIVE))
+    )
+
+
 def unfinished_dependencies(session: Session, *, job_id: str) -> int:
     """How many of the jobs ``job_id`` waits for have not finished."""
-    query = (
-        select(func.count())
-        .select_from(JobDependencyRow)
-        .join(JobRow, JobRow.id == JobDependencyRow.depends_on)
-        .where(JobDependencyRow.job_id == job_id, JobRow.status.in_(ACTIVE))
-    )
-    return session.scalar(query) or 0
+    links = _waiting_jobs().where(JobDependencyRow.job_id == job_id).subquery()
+    return session.scalar(select(func.count()).select_from(links)) or 0
 
 
 def job_flags(session: Session, *, job_id: str) -> Row | None:
@@ -179,15 +183,10 @@ def stale_running(session: Session, *, before: datetime) -> list[JobRow]:
 def queued_before(session: Session, *, before: datetime) -> list[JobRow]:
     """Queued jobs last handed to the broker before ``before`` (or never) that wait for no
     unfinished job."""
-    waiting = (
-        select(JobDependencyRow.job_id)
-        .join(JobRow, JobRow.id == JobDependencyRow.depends_on)
-        .where(JobRow.status.in_(ACTIVE))
-    )
     query = select(JobRow).where(
         JobRow.status == "queued",
         (JobRow.enqueued_at < before) | JobRow.enqueued_at.is_(None),
-        JobRow.id.not_in(waiting),
+        JobRow.id.not_in(_waiting_jobs()),
     )
     return list(session.scalars(query.with_for_update(skip_locked=True)))
 
@@ -326,12 +325,13 @@ def reclaim_idempotency(
 ) -> bool:
     """Reserve an expired record for a new request: a reservation older than
     ``pending_before`` (its request died) or an answer older than ``answered_before``."""
-    expired = (
-        (IdempotencyRow.status_code == PENDING) & (IdempotencyRow.created_at < pending_before)
-    ) | (IdempotencyRow.created_at < answered_before)
     result = session.execute(
         update(IdempotencyRow)
-        .where(IdempotencyRow.owner == owner, IdempotencyRow.key == key, expired)
+        .where(
+            IdempotencyRow.owner == owner,
+            IdempotencyRow.key == key,
+            _expired(pending_before, answered_before),
+        )
         .values(
             request_hash=request_hash,
             status_code=PENDING,
@@ -348,12 +348,18 @@ def purge_idempotency(
 ) -> int:
     """Delete expired records; returns how many."""
     result = session.execute(
-        delete(IdempotencyRow).where(
-            ((IdempotencyRow.status_code == PENDING) & (IdempotencyRow.created_at < pending_before))
-            | (IdempotencyRow.created_at < answered_before)
-        )
+        delete(IdempotencyRow).where(_expired(pending_before, answered_before))
     )
     return result.rowcount
+
+
+def _expired(pending_before: datetime, answered_before: datetime) -> ColumnElement[bool]:
+    """A reservation older than ``pending_before`` (its request died), or any record older
+    than ``answered_before``."""
+    stale_reservation = (IdempotencyRow.status_code == PENDING) & (
+        IdempotencyRow.created_at < pending_before
+    )
+    return stale_reservation | (IdempotencyRow.created_at < answered_before)
 
 
 # API keys ----------------------------------------------------------------------------------
