@@ -167,3 +167,16 @@ def sample_id(factory, settings: Settings) -> str:
     shutil.copytree(SAMPLE, staging / "scifact", dirs_exist_ok=True)
     with transaction(factory) as session:
         return register_dataset(session, settings=settings, staging=staging).id
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The settings of one store: the Postgres test database, or a fresh SQLite file (the
+    ``embedtune up`` store) with the migrations applied."""
+    if request.param == "postgres":
+        return request.getfixturevalue("settings")
+    from core.store.db import upgrade
+
+    sqlite = Settings(data_dir=tmp_path / "var", reconcile_seconds=0)
+    upgrade(sqlite.db_url)
+    return sqlite

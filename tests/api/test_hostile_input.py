@@ -20,23 +20,13 @@ from sqlalchemy import func, select
 from api.main import create_app
 from core.jobs.reconcile import reconcile
 from core.settings import Settings
-from core.store.db import make_engine, make_session_factory, transaction, upgrade
+from core.store.db import make_engine, make_session_factory, transaction
 from core.store.tables import IdempotencyRow, JobRow, utcnow
 from tests.api.conftest import beir_files
 from tests.conftest import create_key
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 TRAVERSAL = "../../escaped"
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """The settings of one store: the Postgres test database, or a fresh SQLite file."""
-    if request.param == "postgres":
-        return request.getfixturevalue("settings")
-    sqlite = Settings(data_dir=tmp_path / "var", reconcile_seconds=0)
-    upgrade(sqlite.db_url)
-    return sqlite
 
 
 @pytest.fixture

@@ -8,24 +8,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from core.bootstrap import bootstrap
 from core.settings import Settings
-from core.store.db import transaction, upgrade
+from core.store.db import transaction
 from core.store.locks import single_instance
 from core.store.tables import DatasetRow, JobRow, utcnow
 from tests.e2e.conftest import process_env
 from workers.reconciler import LOCK_KEY
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "postgres":
-        return request.getfixturevalue("settings")
-    sqlite = Settings(data_dir=tmp_path / "var")
-    upgrade(sqlite.db_url)
-    return sqlite
 
 
 def test_a_second_reconciler_waits_until_the_first_lets_go(backend: Settings) -> None:
