@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.jobs import lifecycle
 from core.jobs.ports import Enqueue
 from core.jobs.registry import queue_of
+from core.services.idempotency import expiry
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -95,11 +96,8 @@ def reconcile(
     for job_id, job_type in requeued + lost + [(j.id, j.type) for j in released]:
         enqueue(job_id, queue_of(job_type))
     with transaction(factory) as session:
-        expired = repos.purge_idempotency(
-            session,
-            pending_before=now - timedelta(seconds=settings.idempotency_pending_seconds),
-            answered_before=now - timedelta(seconds=settings.idempotency_ttl_seconds),
-        )
+        cutoffs = expiry(settings.idempotency_pending_seconds, settings.idempotency_ttl_seconds)
+        expired = repos.purge_idempotency(session, **cutoffs)
     uploads = remove_stale_uploads(settings.data_dir / "uploads", settings.upload_stale_seconds)
     return Reconciled([j for j, _ in requeued], failed, [j for j, _ in lost], uploads, expired)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,15 @@ class Stored:
     status_code: int
     body: dict[str, Any]
     headers: dict[str, str]
+
+
+def expiry(pending_seconds: float, ttl_seconds: float) -> dict[str, datetime]:
+    """The cut-offs of ``repos.reclaim_idempotency`` / ``purge_idempotency`` as of now."""
+    now = utcnow()
+    return {
+        "pending_before": now - timedelta(seconds=pending_seconds),
+        "answered_before": now - timedelta(seconds=ttl_seconds),
+    }
 
 
 def body_hash(*parts: object) -> str:
@@ -62,15 +71,13 @@ class Idempotency:
             return None
         except IntegrityError:
             pass
-        now = utcnow()
         with transaction(self.factory) as session:
             if repos.reclaim_idempotency(
                 session,
                 owner=self.owner,
                 key=self.key,
                 request_hash=self.request_hash,
-                pending_before=now - timedelta(seconds=self.pending_seconds),
-                answered_before=now - timedelta(seconds=self.ttl_seconds),
+                **expiry(self.pending_seconds, self.ttl_seconds),
             ):
                 return None
         with self.factory() as session:
