@@ -102,19 +102,23 @@ def worker(e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         process.kill()
 
 
+def start_reconciler(settings: Settings, log: Path) -> subprocess.Popen:
+    """``embedtune reconciler`` on ``settings``, writing to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "reconciler"],
+        env=process_env(settings),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
 @pytest.fixture(scope="module")
 def reconciler(
     e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen]:
     """The deployment's one reconciler process (``embedtune reconciler``)."""
-    log = tmp_path_factory.mktemp("reconciler") / "reconciler.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "reconciler"],
-        env=process_env(e2e_settings),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    process = start_reconciler(e2e_settings, tmp_path_factory.mktemp("reconciler") / "log")
     yield process
     process.terminate()
     process.wait(timeout=30)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +11,7 @@ from core.settings import Settings
 from core.store.db import transaction
 from core.store.locks import single_instance
 from core.store.tables import DatasetRow, JobRow, utcnow
-from tests.e2e.conftest import process_env
+from tests.e2e.conftest import start_reconciler
 from workers.reconciler import LOCK_KEY
 
 
@@ -53,13 +51,7 @@ def test_the_reconciler_process_takes_back_a_lost_job(settings: Settings, tmp_pa
             )
         )
     log = tmp_path / "reconciler.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "reconciler"],
-        env=process_env(quick),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    process = start_reconciler(quick, log)
     try:
         deadline = time.monotonic() + 60
         while b"reenqueued_lost: job_lost" not in log.read_bytes():
