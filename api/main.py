@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
+from api.metrics import HttpMetrics
+from api.metrics import router as metrics_router
+from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports, ui
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
+from core.jobs.metrics import JobTableCollector
 from core.services.serving import ModelOwners
 from core.settings import Settings
 
@@ -40,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_owners = ModelOwners(platform.factory)
     app.state.enqueue = platform.enqueue
     app.state.broker_ping = platform.broker_ping
+    app.state.job_metrics = CollectorRegistry()
+    app.state.job_metrics.register(JobTableCollector(platform.factory))
     failures = RateLimiter(
         settings.auth_failures_per_minute,
         settings.auth_failures_burst,
@@ -51,10 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, upload_bytes=settings.max_upload_bytes, other_bytes=settings.max_request_bytes
     )
+    app.add_middleware(HttpMetrics)
     app.include_router(health.router)  # open: probes send no key
+    app.include_router(metrics_router)  # its own access rule (EMBEDTUNE_METRICS_ACCESS)
     for module in (models, embeddings, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])
     app.include_router(projects.router, dependencies=[Depends(require("admin"))])
+    ui.mount(app)  # the dashboard: static files, which call the routes above with a key
     return app

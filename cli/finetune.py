@@ -175,7 +175,10 @@ class CliReporter:
         self.progress = progress
 
     def on_step(self, step: int, total: int, loss: float, lr: float) -> None:
-        self.progress("train", step, total)
+        """Losses are in the model's history; the bar moves in ``on_progress``."""
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress(stage, done, total)
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         err.print(f"step {step}: val ndcg@10 {metrics.get('ndcg@10', float('nan')):.4f}")

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     idempotency_pending_seconds: float = 600.0
     idempotency_ttl_seconds: float = 86400.0
     upload_stale_seconds: float = 3600.0  # a staged upload untouched this long is removed
+    # GET /metrics (docs/observability.md): "loopback" open to 127.0.0.1/::1 and a key from
+    # elsewhere; "key": always a key; "open": anyone. A worker serves its own on this port.
+    metrics_access: Literal["loopback", "key", "open"] = "loopback"
+    worker_metrics_port: int | None = None
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:

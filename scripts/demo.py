@@ -6,6 +6,10 @@ base with NUDGE-N and NUDGE-M (compare), and prints the table. Everything goes t
 as a user's scripts would.
 
     python scripts/demo.py [--method full|lora|adapter] [--epochs 1] [--keep-running]
+
+The services' logs go to files under the data dir (``var/demo/logs``); the terminal shows one
+line per job, the table, and where the dashboard is. ``--keep-running`` leaves the API (and
+its dashboard) up and prints the API key to paste into it.
 """
 
 from __future__ import annotations
@@ -34,34 +38,51 @@ def main() -> None:
     parser.add_argument("--keep-running", action="store_true")
     args = parser.parse_args()
 
-    env = {**os.environ, "EMBEDTUNE_DATA_DIR": args.data_dir, "HF_HUB_OFFLINE": "1"}
+    data_dir = Path(args.data_dir).resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(data_dir),
+        "EMBEDTUNE_WORKER_METRICS_PORT": str(args.port + 1),
+        "HF_HUB_OFFLINE": "1",
+    }
     cli = [sys.executable, "-m", "cli"]
-    subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True)
+    quiet = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
+    subprocess.run([*cli, "migrate"], **quiet)
     key = subprocess.run(
-        [*cli, "keys", "create", "--role", "admin", "--name", "demo"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
+        [*cli, "keys", "create", "--role", "admin", "--name", "demo"], **quiet
     ).stdout.strip()
-    server = subprocess.Popen(
-        [*cli, "up", "--port", str(args.port)], env=env, cwd=ROOT, start_new_session=True
-    )
+    processes = [
+        start([*cli, "api", "--port", str(args.port)], logs / "api.log", env),
+        start([*cli, "worker"], logs / "worker.log", env),
+        start([*cli, "reconciler"], logs / "reconciler.log", env),
+    ]
+    url = f"http://127.0.0.1:{args.port}"
+    print(f"EmbedTune on {url}: API, worker and reconciler logs in {logs}/")
     try:
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{args.port}",
-            timeout=60,
-            headers={"Authorization": f"Bearer {key}"},
-        )
+        client = httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {key}"})
         wait_ready(client)
         run_workflow(client, args.method, args.epochs)
+        print(f"\ndashboard: {url}/ui/   metrics: {url}/metrics (worker: port {args.port + 1})")
         if args.keep_running:
-            print(f"API at http://127.0.0.1:{args.port}/docs (key {key}) — Ctrl-C to stop")
-            server.wait()
+            print(f"API key (paste it into the dashboard): {key}\nCtrl-C stops the demo.")
+            processes[0].wait()
+    except KeyboardInterrupt:
+        pass
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+
+
+def start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A service process in its own session, its output (access log included) in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def wait_ready(client: httpx.Client, timeout: float = 120) -> None:
@@ -83,7 +104,10 @@ def run_workflow(client: httpx.Client, method: str, epochs: float) -> None:
         if p.suffix in (".jsonl", ".tsv")
     ]
     dataset = check(client.post("/v1/datasets", files=files, data={"name": "scifact-sample"}))
-    print(f"uploaded {dataset['id']}: {dataset['stats']['documents']} documents")
+    print(
+        f"uploaded {dataset['id']}: {dataset['stats']['documents']} documents, "
+        f"{dataset['stats']['queries']} queries"
+    )
     before = run(client, "eval", {"dataset_id": dataset["id"], "model": MODEL, "split": "test"})
     mined = run(client, "mine", {"dataset_id": dataset["id"], "model": MODEL, "split": "train"})
     tuned = run(
@@ -125,19 +149,32 @@ def run_workflow(client: httpx.Client, method: str, epochs: float) -> None:
 
 
 def run(client: httpx.Client, type: str, spec: dict) -> dict:
+    """Submit a job and wait for it: one line per job, redrawn in place on a terminal."""
     job = check(client.post("/v1/jobs", json={"type": type, "spec": spec}))
+    started = time.monotonic()
+    live = sys.stdout.isatty()
     while job["status"] in ("queued", "running"):
         time.sleep(1)
         job = check(client.get(f"/v1/jobs/{job['id']}"))
-        print(
-            f"\r{type:<9}{job['status']:<10}{job['progress']:6.1f}%  {job['stage'] or '':<16}",
-            end="",
-            flush=True,
-        )
-    print()
+        if live:
+            print(f"\r{progress_line(type, job, started)}", end="", flush=True)
+    print(("\r" if live else "") + progress_line(type, job, started))
     if job["status"] != "succeeded":
         raise SystemExit(f"{type} job {job['id']} {job['status']}: {job['error']}")
     return job["result"]
+
+
+def progress_line(type: str, job: dict, started: float) -> str:
+    stage = job["stage"] or ""
+    if job["total_steps"] and job["status"] == "running":
+        stage += f" {job['current_step']}/{job['total_steps']}"
+    eta = job["eta_seconds"]
+    tail = f"ETA {eta:4.0f} s" if eta is not None and job["status"] == "running" else ""
+    took = time.monotonic() - started
+    return (
+        f"{type:<9}{job['id']:<18}{job['status']:<10}{job['progress']:6.1f}%  "
+        f"{stage[:30]:<30} {took:5.0f} s {tail}"
+    ).rstrip()
 
 
 def check(response: httpx.Response) -> dict:

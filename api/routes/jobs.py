@@ -19,7 +19,7 @@ from api.deps import (
 )
 from api.errors import error_body
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
-from api.schemas.jobs import JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
+from api.schemas.jobs import ArtifactRead, JobEventRead, JobMetrics, JobPage, JobRead, MetricPoint
 from api.security import User
 from core.errors import CoreError
 from core.jobs import service
@@ -28,6 +28,7 @@ from core.services.idempotency import Idempotency
 from core.store import repos
 from core.store.tables import JobRow
 
+MAX_ARTIFACTS = 500
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
@@ -120,6 +121,19 @@ def job_metrics(
             for k, points in series.items()
         },
     )
+
+
+@router.get("/{job_id}/artifacts", response_model=list[ArtifactRead])
+def job_artifacts(job: JobDep, settings: SettingsDep) -> list[ArtifactRead]:
+    """The files the job wrote (reports, the model directory), by path under its folder."""
+    folder = settings.jobs_dir / job.id
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    return [
+        ArtifactRead(path=p.relative_to(folder).as_posix(), bytes=p.stat().st_size)
+        for p in files[:MAX_ARTIFACTS]
+    ]
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead)

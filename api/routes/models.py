@@ -6,15 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, status
+from markdown_it import MarkdownIt
 
 from api.deps import ModelDep, SessionDep
 from api.schemas.common import ERROR_RESPONSES
-from api.schemas.models import ModelList, ModelRead
+from api.schemas.models import ModelCard, ModelList, ModelRead
 from api.security import Inference, User
+from core.errors import NotFound
 from core.services.models import PackagedModel, base_models, delete_model
 from core.store import repos
 from core.store.tables import ModelRow
 
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
 
@@ -45,6 +48,17 @@ def list_models(session: SessionDep, caller: Inference) -> ModelList:
     base = [_base(m) for m in base_models()]
     tuned = repos.list_rows(session, ModelRow, project_id=caller.project_id)
     return ModelList(data=base + [_read(r) for r in tuned])
+
+
+@router.get("/{model_id}/card", response_model=ModelCard)
+def model_card(model: ModelDep) -> ModelCard:
+    """A fine-tuned model's card (its README.md), as Markdown and as HTML (raw HTML in the
+    Markdown is escaped, never passed through)."""
+    path = Path(model.path) / "README.md"
+    if not path.is_file():
+        raise NotFound(f"model '{model.id}' has no model card", code="no_card", param="model_id")
+    text = path.read_text("utf-8")
+    return ModelCard(model_id=model.id, markdown=text, html=_MARKDOWN.render(text))
 
 
 @router.get("/{model_id:path}", response_model=ModelRead)

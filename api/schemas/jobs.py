@@ -61,6 +61,11 @@ class JobEventRead(ReadModel):
     data: dict[str, Any]
 
 
+class ArtifactRead(BaseModel):
+    path: str = Field(description="Under the job's artifacts folder.")
+    bytes: int
+
+
 class MetricPoint(BaseModel):
     step: int
     value: float

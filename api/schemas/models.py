@@ -25,6 +25,12 @@ class ModelRead(BaseModel):
     created_at: datetime | None = None
 
 
+class ModelCard(BaseModel):
+    model_id: str
+    markdown: str
+    html: str = Field(description="The Markdown rendered; raw HTML in it is escaped.")
+
+
 class ModelList(BaseModel):
     """OpenAI's list shape, so that ``client.models.list()`` reads it."""
 

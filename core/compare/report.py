@@ -12,6 +12,8 @@ from core.evaluation.report import EvalReport, QueryResult
 PER_QUERY_METRIC = "ndcg@10"
 TOP_QUERIES = 10  # biggest gains and losses listed per method
 TIE = 1e-9
+TOP_DOCUMENTS = 3  # documents listed before and after for each query that changed
+SNIPPET_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class QueryChange:
     change: float  # after - before
     rank_before: int | None  # rank of the first relevant document (None: not in the top 100)
     rank_after: int | None
+    # The top documents of the base model and of the method: {"id", "title", "relevant"}.
+    top_before: list[dict[str, Any]] = field(default_factory=list)
+    top_after: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,15 @@ def build_report(
     dataset: str,
     base_model: str,
     forgetting_dataset: str | None = None,
+    documents: Mapping[str, str] | None = None,
 ) -> CompareReport:
-    """Compare every run with the ``base`` run; ``queries`` gives the text of each query id."""
+    """Compare every run with the ``base`` run; ``queries`` gives the text of each query id,
+    ``documents`` a title (or the start of the text) of each document id."""
     ref = next(r for r in runs if r.method == base)
     if ref.test is None:
         raise ValueError("the base run has no test results")
-    rows = [_row(run, ref, queries) for run in runs]
+    texts = _Texts(queries, documents or {})
+    rows = [_row(run, ref, texts) for run in runs]
     scored = sorted(
         (r for r in rows if r.test), key=lambda r: r.test[PER_QUERY_METRIC], reverse=True
     )
@@ -120,7 +128,23 @@ def build_report(
     )
 
 
-def _row(run: MethodRun, ref: MethodRun, queries: Mapping[str, str]) -> MethodRow:
+@dataclass(frozen=True)
+class _Texts:
+    queries: Mapping[str, str]
+    documents: Mapping[str, str]
+
+    def top(self, result: QueryResult) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": d,
+                "title": self.documents.get(d, "")[:SNIPPET_CHARS],
+                "relevant": d in result.relevant_ranks,
+            }
+            for d in result.top_ids[:TOP_DOCUMENTS]
+        ]
+
+
+def _row(run: MethodRun, ref: MethodRun, texts: _Texts) -> MethodRow:
     common = {
         "method": run.method,
         "status": run.status,
@@ -132,7 +156,7 @@ def _row(run: MethodRun, ref: MethodRun, queries: Mapping[str, str]) -> MethodRo
     if run.test is None or ref.test is None:
         return MethodRow(**common)
     test = {m: run.test.metrics[m] for m in SUMMARY_METRICS}
-    changes = _query_changes(ref.test.per_query, run.test.per_query, queries)
+    changes = _query_changes(ref.test.per_query, run.test.per_query, texts)
     gains = sorted((c for c in changes if c.change > TIE), key=lambda c: -c.change)
     losses = sorted((c for c in changes if c.change < -TIE), key=lambda c: c.change)
     return MethodRow(
@@ -156,17 +180,19 @@ def _points(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str
 
 
 def _query_changes(
-    before: Mapping[str, QueryResult], after: Mapping[str, QueryResult], queries: Mapping[str, str]
+    before: Mapping[str, QueryResult], after: Mapping[str, QueryResult], texts: _Texts
 ) -> list[QueryChange]:
     return [
         QueryChange(
             query_id=qid,
-            text=queries.get(qid, ""),
+            text=texts.queries.get(qid, ""),
             before=old.metrics[PER_QUERY_METRIC],
             after=after[qid].metrics[PER_QUERY_METRIC],
             change=after[qid].metrics[PER_QUERY_METRIC] - old.metrics[PER_QUERY_METRIC],
             rank_before=_first_rank(old),
             rank_after=_first_rank(after[qid]),
+            top_before=texts.top(old),
+            top_after=texts.top(after[qid]),
         )
         for qid, old in before.items()
         if qid in after

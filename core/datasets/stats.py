@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,25 @@ class Lengths:
         if not ordered:
             return cls(0.0, 0.0, 0.0, 0)
         return cls(*(_percentile(ordered, q) for q in (0.5, 0.9, 0.99)), ordered[-1])
+
+
+HISTOGRAM_EDGES = (0, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # words; the last bin is open
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """How many texts have a length in [edges[i], edges[i + 1]) (the last bin: edges[-1] and
+    more)."""
+
+    edges: tuple[int, ...]
+    counts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, values: Iterable[int], edges: tuple[int, ...] = HISTOGRAM_EDGES) -> Histogram:
+        counts = [0] * len(edges)
+        for value in values:
+            counts[bisect.bisect_right(edges, value) - 1] += 1
+        return cls(edges, tuple(counts))
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,8 @@ class DatasetStats:
     scored_pairs: int  # (query, document) pairs in ``ds.scores``
     warnings: list[dict[str, object]] = field(default_factory=list)  # see ``ds.warnings``
     model_lengths: ModelLengths | None = None  # lengths in a model's tokens, when one is given
+    # Words per text: {"documents": Histogram, "queries": Histogram}.
+    length_histograms: dict[str, Histogram] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -97,20 +119,26 @@ def dataset_stats(ds: RetrievalDataset, model_lengths: ModelLengths | None = Non
     }
     doc_texts = [doc.full_text for doc in ds.corpus.values()]
     query_texts = [query.text for query in ds.queries.values()]
+    doc_words = [len(t.split()) for t in doc_texts]
+    query_words = [len(t.split()) for t in query_texts]
     return DatasetStats(
         documents=len(ds.corpus),
         queries=len(ds.queries),
         splits={split: _split_stats(qrels) for split, qrels in sorted(ds.qrels.items())},
         doc_chars=Lengths.of(len(t) for t in doc_texts),
-        doc_tokens=Lengths.of(len(t.split()) for t in doc_texts),
+        doc_tokens=Lengths.of(doc_words),
         query_chars=Lengths.of(len(t) for t in query_texts),
-        query_tokens=Lengths.of(len(t.split()) for t in query_texts),
+        query_tokens=Lengths.of(query_words),
         unjudged_queries=len(ds.queries.keys() - judged),
         never_relevant_documents=len(ds.corpus.keys() - relevant),
         negatives=sum(len(docs) for docs in ds.negatives.values()),
         scored_pairs=sum(len(docs) for docs in ds.scores.values()),
         warnings=[w.as_dict() for w in ds.warnings],
         model_lengths=model_lengths,
+        length_histograms={
+            "documents": Histogram.of(doc_words),
+            "queries": Histogram.of(query_words),
+        },
     )
 
 

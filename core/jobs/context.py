@@ -47,16 +47,36 @@ class JobContext:
     _progress: float = 0.0
     _last_write: float = 0.0
     _last_check: float = 0.0
+    _stages: dict[str, tuple[float, int]] = field(default_factory=dict)  # first report of each
 
     def stage(self, name: str, start: float, span: float) -> Callable[[int, int], None]:
-        """A ``progress(done, total)`` callback mapping a stage onto [start, start + span]."""
+        """A ``progress(done, total)`` callback mapping a stage onto [start, start + span]
+        that also stops the job when it must (``check_stop``)."""
 
         def report(done: int, total: int) -> None:
-            fraction = start + span * (done / total if total else 1.0)
-            self.progress(fraction, stage=name, step=done, total=total)
+            self.step(name, start, span, done, total)
             self.check_stop()
 
         return report
+
+    def step(self, name: str, start: float, span: float, done: int, total: int) -> None:
+        """``done`` of ``total`` units of stage ``name``, mapped onto [start, start + span].
+        The ETA is the stage's measured time per unit times the units left, plus the rest of
+        the job at its overall pace so far."""
+        now = time.monotonic()
+        first_at, first_done = self._stages.setdefault(name, (now, done))
+        eta = None
+        if total and done > first_done:
+            per_unit = (now - first_at) / (done - first_done)
+            eta = per_unit * (total - done) + self._pace_eta(start + span, now)
+        fraction = start + span * (done / total if total else 1.0)
+        self.progress(fraction, stage=name, step=done, total=total, eta=eta)
+
+    def _pace_eta(self, fraction: float, now: float) -> float:
+        """Seconds for the share of the job after ``fraction``, at the pace so far."""
+        if self._progress <= 0.01:
+            return 0.0
+        return (now - self.started) * max(1.0 - fraction, 0.0) / self._progress
 
     def progress(
         self,
@@ -65,16 +85,18 @@ class JobContext:
         stage: str | None = None,
         step: int | None = None,
         total: int | None = None,
+        eta: float | None = None,
         force: bool = False,
     ) -> None:
-        """Record progress (never decreasing), the current step and an ETA; throttled."""
+        """Record progress (never decreasing), the current step and an ETA (``eta``, else
+        from the overall pace); throttled to one write per ``WRITE_EVERY_S``."""
         self._progress = max(self._progress, min(fraction, 1.0))
         now = time.monotonic()
         if not force and now - self._last_write < WRITE_EVERY_S:
             return
         self._last_write = now
-        elapsed = now - self.started
-        eta = elapsed * (1 - self._progress) / self._progress if self._progress > 0.01 else None
+        if eta is None and self._progress > 0.01:
+            eta = self._pace_eta(self._progress, now)
         values: dict[str, Any] = {
             "progress": self._progress,
             "eta_seconds": eta,

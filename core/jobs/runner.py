@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import metrics
 from core.errors import CoreError
 from core.jobs import lifecycle
 from core.jobs.context import JobContext, Stop
@@ -61,10 +63,14 @@ def run_job(
     ctx.artifacts.mkdir(parents=True, exist_ok=True)
     beat = _Heartbeat(ctx, settings.heartbeat_seconds)
     beat.start()
+    started = time.monotonic()
+    outcome = "error"  # what the metrics say if the run raised
     try:
-        return _run(ctx, claim, time_limit_errors)
+        outcome = _run(ctx, claim, time_limit_errors)
+        return outcome
     finally:
         beat.stop()
+        metrics.JOB_SECONDS.labels(claim.type, outcome).observe(time.monotonic() - started)
 
 
 def _run(ctx: JobContext, claim: Claim, time_limit_errors: tuple) -> Outcome:

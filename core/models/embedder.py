@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from core import metrics
 from core.models.config import ModelConfig
 from core.models.loading import fingerprint, load_sentence_transformer
 from core.models.resolve import ResolvedModel, resolve_model
@@ -72,6 +73,7 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+            metrics.JOB_TEXTS_ENCODED.inc(len(idx))
             if progress:
                 progress(min(start + CHUNK, len(texts)), len(texts))
         return out

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import metrics
 from core.errors import InvalidInput
 from core.models.resolve import ResolvedModel
 
@@ -35,6 +36,7 @@ def load_sentence_transformer(
     from sentence_transformers import SentenceTransformer
 
     check_safetensors(model.path, model.ref)
+    metrics.MODEL_LOADS.inc()
     st = SentenceTransformer(
         str(model.path),
         device=device,

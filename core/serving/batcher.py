@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core import metrics
 from core.errors import Overloaded, Transient
 from core.models.embedder import Side
 from core.serving.model import ServedModel
@@ -227,6 +228,7 @@ class Batcher:
             log.exception("encoding failed for model %s", self.model.key.ref)
             return outcomes + [(r, exc) for r in requests]
         self._last_step = (len(step), time.monotonic() - started)
+        _count(step, first.side, self._last_step[1])
         self.stats.encoded += len(step)
         self.stats.forward_passes += 1
         for (request, i, _), vector in zip(step, vectors, strict=True):
@@ -251,6 +253,14 @@ class Batcher:
                 loop.call_soon_threadsafe(_resolve, items)
             except RuntimeError:  # the loop closed: nobody is waiting any more
                 continue
+
+
+def _count(step: list[_Piece], side: Side, seconds: float) -> None:
+    """Prometheus counts of one forward pass."""
+    metrics.BATCH_SIZE.observe(len(step))
+    metrics.FORWARD_SECONDS.observe(seconds)
+    metrics.TEXTS_EMBEDDED.labels(side).inc(len(step))
+    metrics.TOKENS_EMBEDDED.inc(sum(tokens for _, _, tokens in step))
 
 
 def _resolve(items: list[_Outcome]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from core import metrics
 from core.errors import Conflict, InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
 from core.serving.batcher import Batcher, Encoded, Stats
@@ -33,7 +34,7 @@ class Engine:
         self.spec = spec
         self._load_model = load_model
         self._models: LoadingLRU[ModelKey, Batcher] = LoadingLRU(
-            spec.model_memory_bytes, lambda b: b.model.nbytes, Batcher.close
+            spec.model_memory_bytes, lambda b: b.model.nbytes, _unload
         )
         self._indexes: LoadingLRU[str, ServedIndex] = LoadingLRU(
             spec.index_memory_bytes, lambda i: i.nbytes
@@ -101,6 +102,7 @@ class Engine:
             )
         encoded = await self.embed(index.model, queries, side="query", truncate=True)
         hits = await asyncio.to_thread(index.search, encoded.vectors, top_k)
+        metrics.SEARCH_QUERIES.inc(len(queries))
         return hits, encoded.tokens
 
     def stats(self) -> dict[ModelKey, Stats]:
@@ -140,4 +142,12 @@ class Engine:
         model = ServedModel.wrap(key, self._load_model(key), self.spec)
         batcher = Batcher(model, self.spec, self._tokenizers)
         batcher.start()
+        metrics.MODELS_LOADED.inc()
         return batcher
+
+
+def _unload(batcher: Batcher) -> None:
+    """An evicted model (memory budget, deleted, or the engine closing) stops its worker."""
+    metrics.MODEL_EVICTIONS.inc()
+    metrics.MODELS_LOADED.dec()
+    batcher.close()

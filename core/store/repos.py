@@ -120,6 +120,12 @@ def list_jobs(
     return list(rows), total
 
 
+def job_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(type, status, number of jobs) over every project."""
+    query = select(JobRow.type, JobRow.status, func.count()).group_by(JobRow.type, JobRow.status)
+    return [(t, s, n) for t, s, n in session.execute(query)]
+
+
 def child_jobs(session: Session, *, parent_id: str) -> list[JobRow]:
     """The jobs ``parent_id`` created, oldest first."""
     query = select(JobRow).where(JobRow.parent_id == parent_id)

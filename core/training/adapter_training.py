@@ -133,6 +133,7 @@ def _fit(
         loss = _train_step(job.adapter, job.optimizer, data.batch(state.step), spec.scale)
         state.step += 1
         seen += spec.batch_size
+        reporter.on_progress("train", state.step, total)
         if state.step % spec.logging_steps == 0 or state.step == total:
             reporter.on_step(state.step, total, loss, spec.adapter_learning_rate)
             state.history.append({"step": state.step, "loss": loss})

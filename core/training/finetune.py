@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def run_finetune(
     if note := _negatives_note(spec, dataset, train_split):
         reporter.on_event(note)
     reporter.on_event(_truncation_note(base, dataset, train_split))
-    before = _evaluate(dataset, base, val, cache)
+    before = _evaluate(dataset, base, val, cache, _staged(reporter, "validate before"))
     splits = (train_split, val)
     hooks = {"reporter": reporter, "should_cancel": should_cancel, "resume": resume}
     if spec.method == "adapter":
@@ -136,7 +137,14 @@ def _mine(
     from core.mining import MiningSpec, mine_negatives
 
     mining = replace(MiningSpec(), split=split, num_negatives=max(spec.num_hard_negatives, 1))
-    mined, report = mine_negatives(ds, base, mining, cache=cache, should_cancel=should_cancel)
+    mined, report = mine_negatives(
+        ds,
+        base,
+        mining,
+        cache=cache,
+        progress=_staged(reporter, "mine"),
+        should_cancel=should_cancel,
+    )
     reporter.on_event(
         f"mined {report.negatives} hard negatives for {report.queries} '{split}' queries "
         f"({report.queries_without_negatives} kept none)"
@@ -154,14 +162,22 @@ def _negatives_note(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> str
     return f"{short} of {len(judged)} training queries lack mined negatives: random ones fill in"
 
 
+def _staged(reporter: Reporter, prefix: str) -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` callback that reports ``"<prefix>: <stage>"``."""
+    return lambda stage, done, total: reporter.on_progress(f"{prefix}: {stage}", done, total)
+
+
 def _evaluate(
-    ds: RetrievalDataset, embedder: Embedder, split: str | None, cache: EmbeddingCache | None
+    ds: RetrievalDataset,
+    embedder: Embedder,
+    split: str | None,
+    cache: EmbeddingCache | None,
+    progress: Callable[[str, int, int], None],
 ) -> dict[str, float]:
     if split is None:
         return {}
-    return dict(
-        evaluate(ds, embedder, EvalSpec(split=split, count_truncated=False), cache=cache).metrics
-    )
+    spec = EvalSpec(split=split, count_truncated=False)
+    return dict(evaluate(ds, embedder, spec, cache=cache, progress=progress).metrics)
 
 
 def _train_transformer(

@@ -16,6 +16,10 @@ class Reporter(Protocol):
 
     def on_step(self, step: int, total: int, loss: float, lr: float) -> None: ...
 
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        """``done`` of ``total`` units of ``stage``: training steps (every step), or the
+        documents / queries of an encode before training."""
+
     def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...
 
     def on_event(self, message: str) -> None: ...
@@ -26,6 +30,9 @@ class LogReporter:
 
     def on_step(self, step: int, total: int, loss: float, lr: float) -> None:
         logger.info("step %d/%d loss %.4f lr %.2e", step, total, loss, lr)
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        logger.debug("%s %d/%d", stage, done, total)
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         logger.info("eval at step %d: ndcg@10 %.4f", step, metrics.get("ndcg@10", float("nan")))

@@ -10,7 +10,8 @@ from core.training.hooks import CancelCheck, Reporter
 
 
 class ProgressCallback(TrainerCallback):
-    """Feeds the reporter from the trainer's logs and stops (saving a checkpoint) on cancel."""
+    """Feeds the reporter every step (progress) and at logging steps (loss, learning rate);
+    stops, saving a checkpoint, on cancel."""
 
     def __init__(self, reporter: Reporter, should_cancel: CancelCheck | None) -> None:
         self.reporter = reporter
@@ -20,6 +21,7 @@ class ProgressCallback(TrainerCallback):
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
+        self.reporter.on_progress("train", state.global_step, state.max_steps)
         if self.should_cancel is not None and self.should_cancel():
             self.cancelled = True
             control.should_training_stop = True

@@ -35,12 +35,16 @@ class Recorder:
         self.steps: list[tuple[int, int, float, float]] = []
         self.evals: list[tuple[int, dict[str, float]]] = []
         self.events: list[str] = []
+        self.progress: list[tuple[str, int, int]] = []
 
     def on_step(self, step: int, total: int, loss: float, lr: float) -> None:
         self.steps.append((step, total, loss, lr))
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         self.evals.append((step, metrics))
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress.append((stage, done, total))
 
     def on_event(self, message: str) -> None:
         self.events.append(message)

@@ -183,6 +183,7 @@ class _Scorer:
         return build_report(
             runs,
             queries={q: query.text for q, query in self.ds.queries.items()},
+            documents={d: doc.title or doc.text for d, doc in self.ds.corpus.items()},
             dataset=names[self.spec.dataset_id],
             base_model=self.spec.base_model,
             forgetting_dataset=names.get(self.spec.forgetting_dataset_id or ""),

@@ -69,15 +69,32 @@ def plan(session: Session, job: JobRow, spec: FinetuneJobSpec) -> list[JobRow]:
     return []
 
 
+# Where each stage of ``run_finetune`` sits in the job's progress: mining hard negatives and
+# the "before" validation first (cached encodes after mining), then training.
+SPANS = {
+    "mine: encode_corpus": (0.02, 0.06),
+    "mine: encode_queries": (0.08, 0.01),
+    "mine: index": (0.09, 0.01),
+    "mine: mine": (0.10, 0.02),
+    "validate before: encode_corpus": (0.12, 0.01),
+    "validate before: encode_queries": (0.13, 0.01),
+    "validate before: index": (0.14, 0.01),
+    "train": (0.15, 0.8),
+}
+
+
 class DbReporter:
-    """Feeds a fine-tune's steps, losses and evaluations into the job's rows."""
+    """Feeds a fine-tune's progress (every step, throttled), losses and evaluations into the
+    job's rows."""
 
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
 
     def on_step(self, step: int, total: int, loss: float, lr: float) -> None:
-        self.ctx.progress(0.05 + 0.9 * step / max(total, 1), stage="train", step=step, total=total)
         self.ctx.metrics(step, {"loss": loss, "learning_rate": lr})
+
+    def on_progress(self, stage: str, done: int, total: int) -> None:
+        self.ctx.step(stage, *SPANS.get(stage, SPANS["train"]), done, total)
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         self.ctx.metrics(step, {f"eval_{k}": v for k, v in metrics.items()})
