@@ -9,7 +9,6 @@ import time
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.security import require
@@ -47,11 +46,8 @@ class HttpMetrics:
 
 
 def _template(scope: Scope) -> str:
-    for route in scope["app"].router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", OTHER)
-    return OTHER
+    """The template of the route that answered (the router records it in the scope)."""
+    return getattr(scope.get("route"), "path", None) or OTHER
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -189,7 +189,7 @@ function uploadForm(onDone) {
     h("div", { class: "row" },
       h("div", {}, h("label", { for: "upload-files" }, "Files or archive"), input),
       h("div", {}, h("label", { for: "upload-name" }, "Name"),
-        h("input", { id: "upload-name", name: "name", pattern: "[A-Za-z0-9][A-Za-z0-9._-]{0,63}" })),
+        h("input", { id: "upload-name", name: "name", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" })),
       h("div", {}, h("label", { for: "upload-format" }, "Format"),
         h("select", { id: "upload-format", name: "format" },
           ["", "beir", "rag-json", "flag-jsonl", "pairs", "scored-pairs"].map((f) =>

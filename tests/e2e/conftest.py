@@ -53,6 +53,11 @@ def process_env(settings: Settings) -> dict[str, str]:
         "EMBEDTUNE_LEASE_SECONDS": str(settings.lease_seconds),
         "EMBEDTUNE_JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
         "EMBEDTUNE_RECONCILE_SECONDS": str(settings.reconcile_seconds),
+        **(
+            {"EMBEDTUNE_WORKER_METRICS_PORT": str(settings.worker_metrics_port)}
+            if settings.worker_metrics_port
+            else {}
+        ),
     }
 
 
