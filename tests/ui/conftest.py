@@ -5,6 +5,7 @@ used). Screenshots go to ``$EMBEDTUNE_UI_SCREENSHOTS`` (default ``var/ui-screens
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -115,6 +116,30 @@ def sample_id(client: httpx.Client) -> str:
         if p.suffix in (".jsonl", ".tsv")
     ]
     response = client.post("/v1/datasets", files=files, data={"name": "scifact-sample"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def small_id(client: httpx.Client) -> str:
+    """A small BEIR dataset (48 documents, 24 queries, train and test), for quick fine-tunes."""
+    corpus = "".join(
+        json.dumps({"_id": f"d{i}", "title": f"Topic {i % 12}", "text": f"notes {i} on topic {i}"})
+        + "\n"
+        for i in range(48)
+    )
+    queries = "".join(
+        json.dumps({"_id": f"q{i}", "text": f"about topic {i}"}) + "\n" for i in range(24)
+    )
+    qrels = {
+        split: "query-id\tcorpus-id\tscore\n"
+        + "".join(f"q{i}\td{i}\t1\n" for i in range(24) if (i % 4 == 0) == (split == "test"))
+        for split in ("train", "test")
+    }
+    parts = {"corpus.jsonl": corpus, "queries.jsonl": queries}
+    parts |= {f"qrels/{split}.tsv": body for split, body in qrels.items()}
+    files = [("files", (name, body.encode())) for name, body in parts.items()]
+    response = client.post("/v1/datasets", files=files, data={"name": "small"})
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
