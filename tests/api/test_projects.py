@@ -36,6 +36,8 @@ ITEM_ROUTES = [
     ("get", "/v1/jobs/{job}/metrics", None, "user", 200),
     ("get", "/v1/jobs/{job}/children", None, "user", 200),
     ("get", "/v1/jobs/{job}/report", None, "user", 409),  # not a compare job
+    ("get", "/v1/jobs/{job}/artifacts", None, "user", 200),
+    ("get", "/v1/models/{model}/card", None, "inference", 200),
     ("get", "/v1/models/{model}", None, "inference", 200),
     ("get", "/v1/indexes/{index}", None, "inference", 200),
     ("post", "/v1/indexes/{index}/search", {"query": "topic 1"}, "inference", 200),
@@ -113,6 +115,7 @@ def fill(settings: Settings, app: TestClient, name: str, model_dir: Path) -> Pro
             == "succeeded"
         )
     tuned = Path(shutil.copytree(model_dir, settings.models_dir / f"tuned-{name}"))
+    (tuned / "README.md").write_text(f"# tuned-{name}\n", "utf-8")  # its model card
     with transaction(factory) as session:  # a fine-tune's model row, without the training
         model = ModelRow(
             id=new_id("mdl"),

@@ -124,6 +124,12 @@ def test_full_finetune_learns_and_writes_a_safe_loadable_model(
     result, reporter = full_run
     assert loss_fell(reporter)
     assert [step for step, _ in reporter.evals] == [5, 10]  # once per epoch
+    # Progress at every step, whatever the logging interval; the "before" metrics first.
+    assert [(d, t) for s, d, t in reporter.progress if s == "train"] == [
+        (i, 10) for i in range(1, 11)
+    ]
+    stages = [s for s, _, _ in reporter.progress]
+    assert stages.index("validate before: encode_corpus") < stages.index("train")
     assert result.metrics_after["ndcg@10"] > result.metrics_before["ndcg@10"]
     out = result.model_dir
     assert not weight_files(out) and not (out / "checkpoints").exists()
@@ -254,6 +260,11 @@ def test_training_mines_hard_negatives_when_the_data_has_none(
     mined = Recorder()
     run_finetune(quick, bare, tmp_path / "mined", reporter=mined)
     assert any(e.startswith("mined ") and "for 36 'train' queries" in e for e in mined.events)
+    mining = [(s, d, t) for s, d, t in mined.progress if s.startswith("mine: ")]
+    assert mining[-1] == ("mine: mine", 36, 36)  # documents, then queries, done / total
+    assert ("mine: encode_corpus", len(bare.corpus), len(bare.corpus)) in mining
+    steps = [d for s, d, _ in mined.progress if s == "train"]  # the adapter's, every one
+    assert steps and steps == list(range(1, len(steps) + 1))
     unmined = Recorder()
     run_finetune(replace(quick, mine_negatives=False), bare, tmp_path / "raw", reporter=unmined)
     assert not any(e.startswith("mined ") for e in unmined.events)
