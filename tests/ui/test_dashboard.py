@@ -208,7 +208,7 @@ def test_try_it_searches_two_indexes_side_by_side(
     expect(sides.nth(1).locator("tbody tr")).to_have_count(5)
     page.screenshot(path=shots / "10-try-it.png", full_page=True)
     searched = re.search(
-        r"embedtune_search_queries_total (\S+)", httpx.get(f"{server}/metrics").text
+        r"^embedtune_search_queries_total (\S+)$", httpx.get(f"{server}/metrics").text, re.M
     )
     assert searched and float(searched[1]) >= 2
 
