@@ -60,8 +60,8 @@ class JobContext:
         return report
 
     def step(self, name: str, start: float, span: float, done: int, total: int) -> None:
-        """``done`` of ``total`` units of stage ``name``, mapped onto [start, start + span].
-        The ETA is the stage's measured time per unit times the units left, plus the rest of
+        """``done`` of ``total`` units of stage ``name``, mapped onto [start, start + span];
+        written at most once a second, and always at the stage's end. The ETA is the stage's measured time per unit times the units left, plus the rest of
         the job at its overall pace so far."""
         now = time.monotonic()
         first_at, first_done = self._stages.setdefault(name, (now, done))
@@ -70,7 +70,9 @@ class JobContext:
             per_unit = (now - first_at) / (done - first_done)
             eta = per_unit * (total - done) + self._pace_eta(start + span, now)
         fraction = start + span * (done / total if total else 1.0)
-        self.progress(fraction, stage=name, step=done, total=total, eta=eta)
+        # A stage's last step is always written, so an ended stage never shows as unfinished.
+        force = done >= total
+        self.progress(fraction, stage=name, step=done, total=total, eta=eta, force=force)
 
     def _pace_eta(self, fraction: float, now: float) -> float:
         """Seconds for the share of the job after ``fraction``, at the pace so far."""

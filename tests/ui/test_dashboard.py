@@ -146,7 +146,9 @@ def test_a_finetune_draws_its_loss_chart_and_its_model_shows_a_card(
     expect(page.locator("#job-head .status")).to_have_text("succeeded", timeout=JOB_TIMEOUT_MS)
     page.wait_for_selector("#loss-chart canvas")
     assert page.evaluate(CHART_POINTS, "#loss-chart canvas") > 1
-    expect(page.locator("#job-head")).not_to_contain_text("ETA")  # nothing stale once ended
+    head = page.locator("#job-head")
+    expect(head).not_to_contain_text("ETA")  # nothing stale once ended: no ETA, the last step
+    expect(head).to_contain_text(re.compile(r"train (\d+)/\1\b"))
     expect(page.locator("table:has-text('Evaluation metrics by step')")).to_be_visible()
     expect(page.locator("table:has-text('README.md')")).to_be_visible()  # artifacts
     page.screenshot(path=shots / "06-finetune-job.png", full_page=True)
