@@ -19,8 +19,9 @@ install: $(VENV)/.installed
 
 # Starts API + worker (SQLite, filesystem broker, ./var/demo) and drives the HTTP API:
 # upload the SciFact sample, eval -> mine -> finetune -> eval, print before/after.
+# Logs go to var/demo/logs/; `make demo DEMO_ARGS=--keep-running` leaves the dashboard up.
 demo: install
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,11 @@ def main() -> None:
     parser.add_argument("--keep-running", action="store_true")
     args = parser.parse_args()
 
+    # Stop cleanly on SIGTERM too, and on SIGINT even when started in the background.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if port_taken(args.port):
+        raise SystemExit(f"port {args.port} is in use: stop what runs there or pass --port")
     data_dir = Path(args.data_dir).resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,11 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=60)
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:

@@ -78,6 +78,14 @@ def test_metrics_count_jobs_queues_requests_and_embedded_texts(
     assert value(after, "embedtune_batch_size_count") > value(before, "embedtune_batch_size_count")
     assert value(after, "embedtune_model_loads_total") >= 1
     assert value(after, "embedtune_models_loaded") >= 1
+    # A served model whose files were deleted is unloaded (an eviction) and not found.
+    shutil.rmtree(settings.models_dir / "tiny")
+    assert client.post("/v1/embeddings", json={"model": "tiny", "input": "x"}).status_code == 404
+    evicted = samples(client.get("/metrics").text)
+    assert (
+        value(evicted, "embedtune_model_evictions_total")
+        == value(after, "embedtune_model_evictions_total") + 1
+    )
     # Ids never become labels: the job route is counted by its template.
     client.get("/v1/jobs/job_doesnotexist")
     text = client.get("/metrics").text
