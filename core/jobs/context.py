@@ -61,8 +61,9 @@ class JobContext:
 
     def step(self, name: str, start: float, span: float, done: int, total: int) -> None:
         """``done`` of ``total`` units of stage ``name``, mapped onto [start, start + span];
-        written at most once a second, and always at the stage's end. The ETA is the stage's measured time per unit times the units left, plus the rest of
-        the job at its overall pace so far."""
+        written at most once a second, and always at the stage's end. The ETA is the stage's
+        measured time per unit times the units left, plus the rest of the job at its overall
+        pace so far."""
         now = time.monotonic()
         first_at, first_done = self._stages.setdefault(name, (now, done))
         eta = None
