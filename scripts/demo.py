@@ -183,7 +183,7 @@ def progress_line(type: str, job: dict, started: float) -> str:
     tail = f"ETA {eta:4.0f} s" if eta is not None and job["status"] == "running" else ""
     took = time.monotonic() - started
     return (
-        f"{type:<9}{job['id']:<18}{job['status']:<10}{job['progress']:6.1f}%  "
+        f"{type:<9}{job['id']:<22}{job['status']:<10}{job['progress']:6.1f}%  "
         f"{stage[:30]:<30} {took:5.0f} s {tail}"
     ).rstrip()
 
