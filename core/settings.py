@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     idempotency_pending_seconds: float = 600.0
     idempotency_ttl_seconds: float = 86400.0
     upload_stale_seconds: float = 3600.0  # a staged upload untouched this long is removed
+    cache_dtype: Literal["float32", "float16"] = "float32"  # new embedding-cache shards
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:
