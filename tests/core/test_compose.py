@@ -153,10 +153,13 @@ def test_one_reconciler_and_a_worker_for_each_kind_of_host(compose: dict) -> Non
             assert svc["build"]["dockerfile"] == "Dockerfile.cpu", name
 
 
-@pytest.mark.parametrize(("dockerfile", "torch_index", "faiss"), [
-    ("Dockerfile.cpu", "whl/cpu", "faiss-cpu"),
-    ("Dockerfile.gpu", "whl/cu", "faiss-gpu"),
-])
+@pytest.mark.parametrize(
+    ("dockerfile", "torch_index", "faiss"),
+    [
+        ("Dockerfile.cpu", "whl/cpu", "faiss-cpu"),
+        ("Dockerfile.gpu", "whl/cu", "faiss-gpu"),
+    ],
+)
 def test_images_install_the_torch_and_faiss_builds_of_their_host(
     dockerfile: str, torch_index: str, faiss: str
 ) -> None:
