@@ -31,6 +31,7 @@ AUTO_HNSW_MAX = 2_000_000
 """... HNSW up to this many (4 * dim bytes + its graph per vector), IVF-PQ above."""
 ADD_CHUNK = 16_384
 IVF_TRAIN_PER_LIST = 256
+IVF_TRAIN_MAX = 200_000  # k-means rows at most (but never under faiss's 39 per list)
 RECALL_QUERIES, RECALL_K = 200, 10
 INDEX_FILE, IDS_FILE, SPEC_FILE = "index.faiss", "ids.json", "spec.json"
 QUALITY_FILE = "quality.json"
@@ -280,8 +281,9 @@ def _exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
 
 
 def _train_sample(vectors: np.ndarray, nlist: int) -> np.ndarray:
-    """At most ``IVF_TRAIN_PER_LIST * nlist`` rows, drawn without replacement (seeded)."""
-    limit = IVF_TRAIN_PER_LIST * nlist
+    """At most ``IVF_TRAIN_PER_LIST * nlist`` rows, and no more than ``IVF_TRAIN_MAX`` unless
+    39 per list need more, drawn without replacement (seeded)."""
+    limit = min(IVF_TRAIN_PER_LIST * nlist, max(IVF_TRAIN_MAX, 39 * nlist))
     if len(vectors) <= limit:
         return vectors
     rows = np.sort(np.random.default_rng(0).choice(len(vectors), limit, replace=False))
