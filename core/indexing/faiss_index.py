@@ -211,6 +211,13 @@ class VectorIndex:
         hits = [[self.ids[j] for j in row if j >= 0] for row in labels.tolist()]
         return hits, scores
 
+    def reconstruct_all(self) -> np.ndarray:
+        """The (n, dim) vectors the index holds, in row order (IVF-PQ: as its codes decode)."""
+        index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        if self.spec.kind in ("ivf", "ivfpq"):
+            faiss.extract_index_ivf(index).make_direct_map()
+        return index.reconstruct_n(0, index.ntotal)
+
     def save(self, directory: str | Path) -> None:
         """Write the index, ids and spec to ``directory`` (a GPU index is saved as CPU)."""
         path = Path(directory)
