@@ -25,6 +25,27 @@ SAMPLE = ROOT / "data" / "scifact-sample"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "EMBEDTUNE_DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "EMBEDTUNE_BROKER_URL",
+)
+
+
+def service_free_env(data_dir: str) -> dict[str, str]:
+    """This environment with every database and broker URL emptied (which also overrides a
+    ``.env`` file): the demo always runs on SQLite and the filesystem transport under
+    ``data_dir``, whatever the shell or a compose ``.env`` has set."""
+    return {
+        **os.environ,
+        **dict.fromkeys(SERVICE_VARIABLES, ""),
+        "EMBEDTUNE_ENVIRONMENT": "development",
+        "EMBEDTUNE_DATA_DIR": data_dir,
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
@@ -34,7 +55,11 @@ def main() -> None:
     parser.add_argument("--keep-running", action="store_true")
     args = parser.parse_args()
 
-    env = {**os.environ, "EMBEDTUNE_DATA_DIR": args.data_dir, "HF_HUB_OFFLINE": "1"}
+    env = service_free_env(args.data_dir)
+    print(
+        f"service-free: SQLite at {args.data_dir}/embedtune.db, kombu's filesystem broker under "
+        f"{args.data_dir}/broker; no Postgres, Redis or Docker"
+    )
     cli = [sys.executable, "-m", "cli"]
     subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True)
     key = subprocess.run(
