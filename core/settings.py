@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     # elsewhere; "key": always a key; "open": anyone. A worker serves its own on this port.
     metrics_access: Literal["loopback", "key", "open"] = "loopback"
     worker_metrics_port: int | None = None
+    cache_dtype: Literal["float32", "float16"] = "float32"  # new embedding-cache shards
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:

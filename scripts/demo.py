@@ -30,6 +30,27 @@ SAMPLE = ROOT / "data" / "scifact-sample"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "EMBEDTUNE_DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "EMBEDTUNE_BROKER_URL",
+)
+
+
+def service_free_env(data_dir: str) -> dict[str, str]:
+    """This environment with every database and broker URL emptied (which also overrides a
+    ``.env`` file): the demo always runs on SQLite and the filesystem transport under
+    ``data_dir``, whatever the shell or a compose ``.env`` has set."""
+    return {
+        **os.environ,
+        **dict.fromkeys(SERVICE_VARIABLES, ""),
+        "EMBEDTUNE_ENVIRONMENT": "development",
+        "EMBEDTUNE_DATA_DIR": data_dir,
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
@@ -48,11 +69,13 @@ def main() -> None:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {
-        **os.environ,
-        "EMBEDTUNE_DATA_DIR": str(data_dir),
+        **service_free_env(str(data_dir)),
         "EMBEDTUNE_WORKER_METRICS_PORT": str(args.port + 1),
-        "HF_HUB_OFFLINE": "1",
     }
+    print(
+        f"service-free: SQLite at {data_dir}/embedtune.db, kombu's filesystem broker under "
+        f"{data_dir}/broker; no Postgres, Redis or Docker"
+    )
     cli = [sys.executable, "-m", "cli"]
     quiet = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
     subprocess.run([*cli, "migrate"], **quiet)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
+from tests.servers import start_services
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
@@ -66,8 +67,27 @@ def sample_dir() -> Path:
 
 # Real services: a fresh Postgres database and a Redis key prefix per test session. ----------
 
-PG_ADMIN = os.environ.get("EMBEDTUNE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("EMBEDTUNE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Resolved when this module is imported (test modules import the two URLs), before any test:
+# the servers pointed at or found on 127.0.0.1, else the session's own (tests/servers.py).
+SERVICES = start_services(
+    os.environ.get("EMBEDTUNE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432"),
+    os.environ.get("EMBEDTUNE_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+    os.environ.get("EMBEDTUNE_TEST_SERVICES", "auto"),
+)
+PG_ADMIN, REDIS = SERVICES.pg_admin, SERVICES.redis
+
+
+def pytest_report_header() -> list[str]:
+    return [f"services: {name} {origin}" for name, origin in SERVICES.origin.items()]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in pytest_report_header():  # also under -q, which hides the header
+        terminalreporter.write_line(line)
+
+
+def pytest_unconfigure() -> None:
+    SERVICES.stop()
 TABLES = (
     "metrics",
     "job_dependencies",

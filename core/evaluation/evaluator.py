@@ -13,7 +13,7 @@ from core.errors import InvalidInput
 from core.evaluation.metrics import K_VALUES, evaluate_run, rank
 from core.evaluation.report import EvalReport, QueryResult
 from core.indexing.faiss_index import IndexSpec, VectorIndex
-from core.models.cache import CacheKey, EmbeddingCache
+from core.models.cache import Allocate, CacheKey, EmbeddingCache
 from core.models.embedder import Embedder, Side
 
 StageProgress = Callable[[str, int, int], None]
@@ -29,24 +29,30 @@ class EvalSpec:
     count_truncated: bool = True  # tokenize every text to report how many are cut (~2 s/5k docs)
 
 
+def cache_key(embedder: Embedder, side: Side) -> CacheKey:
+    """What the cache keys ``embedder``'s vectors of one side by."""
+    return CacheKey(
+        embedder.fingerprint,
+        embedder.instruction(side),
+        embedder.max_seq_length,
+        embedder.config.normalize,
+    )
+
+
 def encode_cached(
     embedder: Embedder,
     texts: list[str],
     side: Side,
     cache: EmbeddingCache | None,
     progress: Callable[[int, int], None] | None = None,
+    out: Allocate | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Embeddings of ``texts`` and how many were served from the cache."""
+    """Embeddings of ``texts`` and how many were served from the cache (written into the
+    array ``out`` allocates, e.g. a memory-mapped file, when given)."""
     if cache is None:
         return embedder.encode(texts, side, progress), 0
-    key = CacheKey(
-        embedder.fingerprint,
-        embedder.instruction(side),
-        embedder.max_seq_length,
-        embedder.config.normalize,
-    )
     vectors, stats = cache.get_or_encode(
-        key, texts, lambda miss: embedder.encode(miss, side, progress)
+        cache_key(embedder, side), texts, lambda miss: embedder.encode(miss, side, progress), out
     )
     if progress:
         progress(len(texts), len(texts))

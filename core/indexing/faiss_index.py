@@ -1,7 +1,10 @@
 """Faiss inner-product index over L2-normalized float32 vectors, keyed by doc id.
 
 The caller normalizes; on normalized vectors inner product is cosine similarity. Flat search
-is exact; IVF and HNSW trade a little recall for speed on large corpora. A GPU is used for
+is exact; IVF and HNSW trade a little recall for speed on large corpora, and IVF-PQ also
+memory (``pq_bytes`` per vector instead of ``4 * dim``). ``kind="auto"`` picks by corpus size:
+flat, then HNSW, then IVF-PQ. Every approximate index measures its recall@10 against exact
+search when it is built and keeps it beside itself (``quality.json``). A GPU is used for
 flat and IVF indexes when faiss was built with GPU support and sees a device (HNSW has no
 faiss GPU implementation and stays on the CPU).
 """
@@ -23,10 +26,16 @@ import numpy as np
 from core.errors import InvalidInput, NotFound
 
 AUTO_FLAT_MAX = 200_000
-"""``kind="auto"`` builds an exact flat index up to this many vectors, IVF above."""
+"""``kind="auto"`` builds an exact flat index up to this many vectors, ..."""
+AUTO_HNSW_MAX = 2_000_000
+"""... HNSW up to this many (4 * dim bytes + its graph per vector), IVF-PQ above."""
 ADD_CHUNK = 16_384
 IVF_TRAIN_PER_LIST = 256
+IVF_TRAIN_MAX = 200_000  # k-means rows at most (but never under faiss's 39 per list)
+RECALL_QUERIES, RECALL_K = 200, 10
 INDEX_FILE, IDS_FILE, SPEC_FILE = "index.faiss", "ids.json", "spec.json"
+QUALITY_FILE = "quality.json"
+Kind = Literal["flat", "ivf", "hnsw", "ivfpq", "auto"]
 
 Progress = Callable[[int, int], None]
 """Called with (vectors added so far, total) after each chunk."""
@@ -34,26 +43,39 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """How to index: ``nlist`` None means ``4 * sqrt(n)``; ``use_gpu`` None means when available."""
+    """How to index: ``nlist`` None means ``4 * sqrt(n)``; ``pq_bytes`` None means the largest
+    divisor of the dimension up to ``dim / 8`` (48 bytes for 384-d); ``use_gpu`` None means
+    when available."""
 
-    kind: Literal["flat", "ivf", "hnsw", "auto"] = "auto"
+    kind: Kind = "auto"
     nlist: int | None = None
     nprobe: int = 32
     hnsw_m: int = 32
+    ef_construction: int = 40
     ef_search: int = 128
+    pq_bytes: int | None = None
     use_gpu: bool | None = None
 
     def resolved(self, n: int) -> IndexSpec:
         """This spec with ``kind`` and, for IVF, ``nlist`` fixed for ``n`` vectors."""
         kind = self.kind
         if kind == "auto":
-            kind = "flat" if n <= AUTO_FLAT_MAX else "ivf"
-        if kind not in ("flat", "ivf", "hnsw"):
+            kind = "flat" if n <= AUTO_FLAT_MAX else "hnsw" if n <= AUTO_HNSW_MAX else "ivfpq"
+        if kind not in ("flat", "ivf", "hnsw", "ivfpq"):
             raise InvalidInput(f"unknown index kind '{kind}'", param="kind")
         nlist = self.nlist
-        if kind == "ivf":
+        if kind in ("ivf", "ivfpq"):
             nlist = max(1, min(n, nlist or round(4 * math.sqrt(n))))
         return dataclasses.replace(self, kind=kind, nlist=nlist)
+
+    def pq_m(self, dim: int) -> int:
+        """Sub-quantizers (bytes per vector at 8 bits) of an IVF-PQ index over ``dim``."""
+        if self.pq_bytes is not None:
+            if dim % self.pq_bytes:
+                msg = f"pq_bytes {self.pq_bytes} must divide the dimension {dim}"
+                raise InvalidInput(msg, param="pq_bytes")
+            return self.pq_bytes
+        return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
 
 
 def gpu_available() -> bool:
@@ -89,16 +111,22 @@ def _as_matrix(x: np.ndarray, dim: int | None, param: str) -> np.ndarray:
 
 def _new_index(dim: int, spec: IndexSpec) -> Any:
     if spec.kind == "hnsw":
-        return faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = spec.ef_construction
+        return index
     if spec.kind == "ivf":
         quantizer = faiss.IndexFlatIP(dim)
         return faiss.IndexIVFFlat(quantizer, dim, spec.nlist, faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "ivfpq":
+        quantizer = faiss.IndexFlatIP(dim)
+        m = spec.pq_m(dim)
+        return faiss.IndexIVFPQ(quantizer, dim, spec.nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
     return faiss.IndexFlatIP(dim)
 
 
 def _to_device(index: Any, spec: IndexSpec) -> tuple[Any, bool]:
     """CPU ``index`` with its search parameters set, moved to GPU 0 when the spec wants it."""
-    if spec.kind == "ivf":
+    if spec.kind in ("ivf", "ivfpq"):
         faiss.extract_index_ivf(index).nprobe = min(spec.nprobe, spec.nlist or 1)
     elif spec.kind == "hnsw":
         index.hnsw.efSearch = spec.ef_search
@@ -111,11 +139,20 @@ def _to_device(index: Any, spec: IndexSpec) -> tuple[Any, bool]:
 class VectorIndex:
     """A faiss index plus the doc id of each row; scores are inner products."""
 
-    def __init__(self, index: Any, ids: list[str], spec: IndexSpec, on_gpu: bool) -> None:
+    def __init__(
+        self,
+        index: Any,
+        ids: list[str],
+        spec: IndexSpec,
+        on_gpu: bool,
+        quality: dict[str, Any] | None = None,
+    ) -> None:
         self._index = index
         self.ids = ids
         self.spec = spec
         self.on_gpu = on_gpu
+        self.quality = quality or {}
+        """``recall_at_10`` against exact search (1.0 for flat), and how it was measured."""
 
     @classmethod
     def build(
@@ -125,7 +162,8 @@ class VectorIndex:
         spec: IndexSpec = IndexSpec(),
         progress: Progress | None = None,
     ) -> VectorIndex:
-        """Index ``vectors`` (row i is doc ``ids[i]``), adding in chunks that report progress."""
+        """Index ``vectors`` (row i is doc ``ids[i]``), adding in chunks that report progress,
+        then measure the recall@10 an approximate index keeps (:func:`measure_recall`)."""
         vectors = _as_matrix(vectors, None, "vectors")
         n = len(vectors)
         if n == 0 or n != len(ids):
@@ -135,13 +173,15 @@ class VectorIndex:
             raise InvalidInput("doc ids must be unique", param="ids")
         spec = spec.resolved(n)
         index, on_gpu = _to_device(_new_index(vectors.shape[1], spec), spec)
-        if spec.kind == "ivf":
+        if spec.kind in ("ivf", "ivfpq"):
             index.train(_train_sample(vectors, spec.nlist or 1))
         for start in range(0, n, ADD_CHUNK):
             index.add(vectors[start : start + ADD_CHUNK])
             if progress is not None:
                 progress(min(start + ADD_CHUNK, n), n)
-        return cls(index, list(ids), spec, on_gpu)
+        built = cls(index, list(ids), spec, on_gpu)
+        built.quality = measure_recall(built, vectors)
+        return built
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -171,6 +211,13 @@ class VectorIndex:
         hits = [[self.ids[j] for j in row if j >= 0] for row in labels.tolist()]
         return hits, scores
 
+    def reconstruct_all(self) -> np.ndarray:
+        """The (n, dim) vectors the index holds, in row order (IVF-PQ: as its codes decode)."""
+        index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        if self.spec.kind in ("ivf", "ivfpq"):
+            faiss.extract_index_ivf(index).make_direct_map()
+        return index.reconstruct_n(0, index.ntotal)
+
     def save(self, directory: str | Path) -> None:
         """Write the index, ids and spec to ``directory`` (a GPU index is saved as CPU)."""
         path = Path(directory)
@@ -179,6 +226,7 @@ class VectorIndex:
         faiss.write_index(index, str(path / INDEX_FILE))
         (path / IDS_FILE).write_text(json.dumps(self.ids))
         (path / SPEC_FILE).write_text(json.dumps(dataclasses.asdict(self.spec)))
+        (path / QUALITY_FILE).write_text(json.dumps(self.quality))
 
     @classmethod
     def load(cls, directory: str | Path, use_gpu: bool | None = None) -> VectorIndex:
@@ -195,12 +243,54 @@ class VectorIndex:
         if index.ntotal != len(ids):
             msg = f"{path} holds {index.ntotal} vectors but {len(ids)} ids"
             raise InvalidInput(msg, param="ids")
-        return cls(index, ids, spec, on_gpu)
+        quality_file = path / QUALITY_FILE  # indexes saved before it was measured have none
+        quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
+        return cls(index, ids, spec, on_gpu, quality)
+
+
+def measure_recall(index: VectorIndex, vectors: np.ndarray) -> dict[str, Any]:
+    """recall@10 of ``index`` against exact inner-product search over ``vectors`` (its rows).
+
+    The queries are ``RECALL_QUERIES`` rows of the corpus drawn with a fixed seed (a built
+    index has no queries of its own); each row's exact top 10 comes from a brute-force scan
+    in chunks, so memory stays at one chunk of scores. A flat index is exact: 1.0, not measured.
+    """
+    if index.spec.kind == "flat":
+        return {"recall_at_10": 1.0, "exact": True}
+    n = len(vectors)
+    rows = np.sort(np.random.default_rng(0).choice(n, min(RECALL_QUERIES, n), replace=False))
+    queries = np.ascontiguousarray(vectors[rows])
+    k = min(RECALL_K, n)
+    exact = _exact_top(queries, vectors, k)
+    _, found = index._index.search(queries, k)
+    hits = [len(set(f.tolist()) & set(e.tolist())) / k for f, e in zip(found, exact, strict=True)]
+    return {
+        "recall_at_10": round(float(np.mean(hits)), 4),
+        "exact": False,
+        "queries": len(rows),
+        "queries_from": "corpus rows, seed 0",
+    }
+
+
+def _exact_top(queries: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers of the ``k`` best inner products per query, scanning ``vectors`` in chunks."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(vectors), ADD_CHUNK * 4):
+        scores = queries @ np.asarray(vectors[start : start + ADD_CHUNK * 4]).T
+        rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+        scores = np.concatenate([best_scores, scores], axis=1)
+        rows = np.concatenate([best_rows, rows], axis=1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, top, axis=1)
+        best_rows = np.take_along_axis(rows, top, axis=1)
+    return best_rows
 
 
 def _train_sample(vectors: np.ndarray, nlist: int) -> np.ndarray:
-    """At most ``IVF_TRAIN_PER_LIST * nlist`` rows, drawn without replacement (seeded)."""
-    limit = IVF_TRAIN_PER_LIST * nlist
+    """At most ``IVF_TRAIN_PER_LIST * nlist`` rows, and no more than ``IVF_TRAIN_MAX`` unless
+    39 per list need more, drawn without replacement (seeded)."""
+    limit = min(IVF_TRAIN_PER_LIST * nlist, max(IVF_TRAIN_MAX, 39 * nlist))
     if len(vectors) <= limit:
         return vectors
     rows = np.sort(np.random.default_rng(0).choice(len(vectors), limit, replace=False))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput
 from core.jobs.context import JobContext
+from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
 from core.models.resolve import check_reference
 from core.safe_values import SafeText
@@ -128,6 +129,11 @@ def stages(ctx: JobContext, spans: dict[str, tuple[float, float]]):
         ctx.stage(stage, *spans.get(stage, (0.0, 0.0)))(done, total)
 
     return progress
+
+
+def cache_of(ctx: JobContext) -> EmbeddingCache:
+    """The shared embedding cache, writing new shards in ``EMBEDTUNE_CACHE_DTYPE``."""
+    return EmbeddingCache(ctx.settings.cache_dir, dtype=ctx.settings.cache_dtype)
 
 
 def project_of(ctx: JobContext) -> str:

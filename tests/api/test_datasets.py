@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from core.settings import Settings
 from tests.api.conftest import beir_files
-from tests.conftest import create_key
+from tests.conftest import REDIS, create_key
 
 
 def test_upload_beir_files_is_validated_and_described(client: TestClient, settings: Settings):
@@ -92,7 +92,7 @@ def test_unsafe_names_and_oversize_uploads_are_refused(
     small = Settings(
         data_dir=tmp_path / "small",
         database_url=pg_url,
-        broker_url="redis://127.0.0.1:6379/0",
+        broker_url=REDIS,
         broker_prefix=broker_prefix,
         max_upload_bytes=100,
     )

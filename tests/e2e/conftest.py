@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -93,6 +94,32 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
             raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     return process
+
+
+class Workers:
+    """Starts workers on demand; every one still running is stopped at the end."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings, self.folder, self.started = settings, folder, []
+
+    def start(self) -> subprocess.Popen:
+        process = start_worker(self.settings, self.folder / f"worker-{len(self.started)}.log")
+        self.started.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+
+
+@pytest.fixture
+def workers(e2e_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(e2e_settings, tmp_path)
+    yield pool
+    for process in pool.started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -3,46 +3,15 @@ lost its queue, SIGTERM during a deploy. Postgres stays the source of truth thro
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
 from tests.conftest import REDIS
-from tests.e2e.conftest import start_worker, wait_for
-
-
-class Workers:
-    """Starts workers on demand; every one still running is stopped at the end."""
-
-    def __init__(self, settings: Settings, folder: Path) -> None:
-        self.settings, self.folder, self.started = settings, folder, []
-
-    def start(self) -> subprocess.Popen:
-        process = start_worker(self.settings, self.folder / f"worker-{len(self.started)}.log")
-        self.started.append(process)
-        return process
-
-    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-        os.killpg(process.pid, sig)
-        process.wait(timeout=60)
-
-
-@pytest.fixture
-def workers(e2e_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(e2e_settings, tmp_path)
-    yield pool
-    for process in pool.started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=60)
+from tests.e2e.conftest import Workers, wait_for
 
 
 def finetune(api: TestClient, dataset: str, model: str, **params: object) -> str:

@@ -29,6 +29,7 @@ from core.jobs.common import (
     ModelRef,
     SpecModel,
     Submission,
+    cache_of,
     check_dataset,
     check_model,
     dataset_of,
@@ -37,7 +38,6 @@ from core.jobs.common import (
 from core.jobs.context import JobContext
 from core.jobs.kinds import eval as eval_kind
 from core.jobs.kinds import finetune, nudge
-from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.store import repos
 from core.store.tables import DatasetRow, JobRow, as_utc, utcnow
@@ -158,7 +158,7 @@ class _Scorer:
 
     def __init__(self, ctx: JobContext, spec: CompareJobSpec) -> None:
         self.ctx, self.spec = ctx, spec
-        self.cache = EmbeddingCache(ctx.settings.cache_dir)
+        self.cache = cache_of(ctx)
         self.ds = dataset_of(ctx, spec.dataset_id)
         self.other = dataset_of(ctx, spec.forgetting_dataset_id) if self.forgets else None
         self._forgetting: dict[str, dict[str, float]] = {}

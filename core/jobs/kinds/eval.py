@@ -16,6 +16,7 @@ from core.jobs.common import (
     ModelRef,
     SpecModel,
     Submission,
+    cache_of,
     check_dataset,
     check_model,
     dataset_of,
@@ -23,7 +24,6 @@ from core.jobs.common import (
     stages,
 )
 from core.jobs.context import JobContext
-from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.store.tables import JobRow
 
@@ -62,7 +62,7 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         ds,
         embedder,
         EvalSpec(split=spec.split, index=IndexSpec(kind=spec.index)),
-        cache=EmbeddingCache(ctx.settings.cache_dir),
+        cache=cache_of(ctx),
         progress=stages(ctx, SPANS),
     )
     report.save(ctx.artifacts / REPORT)

@@ -13,6 +13,7 @@ from core.jobs.common import (
     ModelRef,
     SpecModel,
     Submission,
+    cache_of,
     check_dataset,
     check_model,
     dataset_of,
@@ -20,7 +21,6 @@ from core.jobs.common import (
     trusted_path,
 )
 from core.jobs.context import JobContext
-from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.services.models import model_location
 from core.store import repos
@@ -141,7 +141,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         resume=True,
         models_dir=ctx.settings.models_dir,
         allow_paths=trusted_path(base),
-        cache=EmbeddingCache(ctx.settings.cache_dir),
+        cache=cache_of(ctx),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
     with transaction(ctx.factory) as session:

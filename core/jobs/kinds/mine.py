@@ -14,6 +14,7 @@ from core.jobs.common import (
     ModelRef,
     SpecModel,
     Submission,
+    cache_of,
     check_dataset,
     check_model,
     dataset_of,
@@ -23,7 +24,6 @@ from core.jobs.common import (
 )
 from core.jobs.context import JobContext
 from core.mining import MiningSpec
-from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.services import datasets as dataset_catalog
 from core.store import repos
@@ -82,7 +82,7 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         ds,
         embedder,
         mining_spec(spec),
-        cache=EmbeddingCache(ctx.settings.cache_dir),
+        cache=cache_of(ctx),
         progress=stages(ctx, SPANS),
         should_cancel=ctx.should_cancel,
     )

@@ -19,6 +19,7 @@ from core.jobs.common import (
     ModelRef,
     SpecModel,
     Submission,
+    cache_of,
     check_dataset,
     check_model,
     dataset_of,
@@ -26,7 +27,6 @@ from core.jobs.common import (
     stages,
 )
 from core.jobs.context import JobContext
-from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.nudge.spec import NudgeSpec
 from core.store import repos
@@ -123,7 +123,7 @@ def run(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
         ds,
         embedder,
         nudge_spec(spec),
-        cache=EmbeddingCache(ctx.settings.cache_dir),
+        cache=cache_of(ctx),
         progress=stages(ctx, SPANS),
     )
     summary = result.report

@@ -1,0 +1,1 @@
+"""Tuned corpus vectors out of EmbedTune: Parquet files, and pgvector tables."""
