@@ -9,7 +9,17 @@ from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
+from api.routes import (
+    datasets,
+    documents,
+    embeddings,
+    health,
+    indexes,
+    jobs,
+    models,
+    projects,
+    reports,
+)
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
 from core.services.serving import ModelOwners
@@ -54,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)  # open: probes send no key
     for module in (models, embeddings, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
-    for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
+    for module in (datasets, documents, jobs, reports):  # inference keys: no data, no jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])
     app.include_router(projects.router, dependencies=[Depends(require("admin"))])
     return app
