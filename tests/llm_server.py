@@ -99,9 +99,10 @@ class ChatServer:
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "\n".join(
-                        f"{i + 1}. {q}" for i, q in enumerate(questions)
-                    )},
+                    "message": {
+                        "role": "assistant",
+                        "content": "\n".join(f"{i + 1}. {q}" for i, q in enumerate(questions)),
+                    },
                 }
             ],
             "usage": {
@@ -118,7 +119,7 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # quiet
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             payload = json.loads(self.rfile.read(length))
             prompt = payload["messages"][-1]["content"]

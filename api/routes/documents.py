@@ -33,8 +33,10 @@ async def upload_documents(
     guard_for: GuardDep,
     files: Annotated[
         list[UploadFile],
-        File(description=f"Documents ({' '.join(SUFFIXES)}) or archives of them "
-                         "(.zip, .tar, .tar.gz)."),
+        File(
+            description=f"Documents ({' '.join(SUFFIXES)}) or archives of them "
+            "(.zip, .tar, .tar.gz)."
+        ),
     ],
     name: Annotated[Name, Form()] = "documents",
     model: Annotated[
@@ -42,8 +44,12 @@ async def upload_documents(
         Form(max_length=300, description="The target model: its tokenizer sizes the chunks."),
     ] = "sentence-transformers/all-MiniLM-L6-v2",
     max_tokens: Annotated[
-        int | None, Form(ge=16, le=32768, description="Tokens per chunk (default: the model's "
-                                                       "max sequence length).")
+        int | None,
+        Form(
+            ge=16,
+            le=32768,
+            description="Tokens per chunk (default: the model's max sequence length).",
+        ),
     ] = None,
     overlap_tokens: Annotated[int, Form(ge=0, le=4096)] = 20,
     idempotency_key: IdempotencyKey = None,  # documents the header; GuardDep reads it
@@ -64,9 +70,7 @@ async def upload_documents(
         return replayed(stored)
     try:
         location = check_model(session, model, Submission(principal.project_id))
-        chunker = documents.chunker_for(
-            settings, location, spec, allow_paths=location != model
-        )
+        chunker = documents.chunker_for(settings, location, spec, allow_paths=location != model)
         row = await run_in_threadpool(
             documents.ingest_upload,
             session,

@@ -18,8 +18,11 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def document_parts(tmp_path) -> list[tuple[str, tuple[str, bytes]]]:
-    pdf = make_pdf(tmp_path / "paper.pdf", [prose(20, "insulin"), prose(20, "glucose")],
-                   title="Insulin and glucose")  # fmt: skip
+    pdf = make_pdf(
+        tmp_path / "paper.pdf",
+        [prose(20, "insulin"), prose(20, "glucose")],
+        title="Insulin and glucose",
+    )
     docx = make_docx(tmp_path / "memo.docx", "Malaria memo", [prose(15, "malaria")])
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
@@ -111,8 +114,10 @@ def test_a_synthesize_job_makes_a_dataset_the_other_jobs_accept(
     for follow_up in (
         {"type": "mine", "spec": {"dataset_id": made["id"], "model": MODEL}},
         {"type": "eval", "spec": {"dataset_id": made["id"], "model": MODEL, "split": "test"}},
-        {"type": "finetune", "spec": {"dataset_id": made["id"], "base_model": MODEL,
-                                      "val_split": "val"}},  # fmt: skip
+        {
+            "type": "finetune",
+            "spec": {"dataset_id": made["id"], "base_model": MODEL, "val_split": "val"},
+        },
     ):
         accepted = client.post("/v1/jobs", json=follow_up)
         assert accepted.status_code == 202, accepted.text

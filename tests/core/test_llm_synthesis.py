@@ -32,17 +32,24 @@ def server() -> Iterator[ChatServer]:
 def chunks(n: int, trouble: dict[int, str] | None = None) -> list[Document]:
     trouble = trouble or {}
     return [
-        Document(f"d{i}#0", f"chunk-{i} reports finding {i} about topic {i % 4}. {trouble.get(i, '')}",
-                 metadata={"doc_id": f"d{i}"})  # fmt: skip
+        Document(
+            f"d{i}#0",
+            f"chunk-{i} reports finding {i} about topic {i % 4}. {trouble.get(i, '')}",
+            metadata={"doc_id": f"d{i}"},
+        )
         for i in range(n)
     ]
 
 
 def generator(server: ChatServer, log: Path, **kwargs) -> LlmGenerator:
     endpoint = LlmEndpoint(
-        server.url, "test-llm", KEY, timeout=5, max_retries=2,  # type: ignore[attr-defined]
+        server.url,
+        "test-llm",
+        KEY,
+        timeout=5,
+        max_retries=2,  # type: ignore[attr-defined]
         concurrency=kwargs.pop("concurrency", 3),
-    )  # fmt: skip
+    )
     return LlmGenerator(
         endpoint,
         template=kwargs.pop("template", ENGLISH),
