@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.app import app, console, err, stage_progress
@@ -58,7 +59,8 @@ def ingest(
     skipped = report.pop("skipped")
     console.print(_table(f"ingested {folder} into {output}", report))
     for item in skipped:
-        err.print(f"[yellow]skipped[/] {item['file']}: [{item['code']}] {item['message']}")
+        line = f"{item['file']}: [{item['code']}] {item['message']}"
+        err.print(f"[yellow]skipped[/] {escape(line)}", highlight=False)
     if not result.dataset.corpus:
         raise typer.Exit(2)
 
@@ -79,6 +81,9 @@ def synthesize(
     max_chunks: Annotated[int | None, typer.Option(help="Chunks to make queries for.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="LLM token budget.")] = None,
     queries_per_chunk: Annotated[int, typer.Option(help="LLM questions per chunk.")] = 1,
+    max_seq_length: Annotated[
+        int | None, typer.Option(help="The round trip's max length (default: the model's).")
+    ] = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 0,
@@ -105,7 +110,11 @@ def synthesize(
     )
     corpus = load_dataset(dataset, "beir")
     settings = get_settings()
-    embedder = embedder_for(settings, model, allow_paths=True) if round_trip_k else None
+    embedder = (
+        embedder_for(settings, model, allow_paths=True, max_seq_length=max_seq_length)
+        if round_trip_k
+        else None
+    )
     test = corpus.split_qrels("test") if "test" in corpus.qrels else None
     with stage_progress() as progress:
         ds, report = run_synthesis(
