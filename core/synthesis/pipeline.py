@@ -93,7 +93,9 @@ def synthesize(
     report.splits = {k: v for k, v in sorted(Counter(counts).items())}
     if not ds.qrels.get("train"):
         raise InvalidInput(
-            "no synthesized query survived the filters for the train split (see removed)",
+            f"no synthesized query for the train split (candidates per generator: "
+            f"{report.candidates}; removed by the filters: {removed}); documents without "
+            "titles need inverse_cloze, crop or llm",
             code="no_queries",
             param="generators",
         )
