@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.datasets.io import save_dataset
 from core.datasets.model import Qrels, Query, RetrievalDataset
 from core.errors import InvalidInput
 from core.ingest import Chunker, ChunkSpec, files_under, ingest_files, model_tokens
@@ -56,8 +57,6 @@ def ingest_upload(
             param="files",
         )
     corpus_dir = catalog.staging_dir(settings)
-    from core.datasets.io import save_dataset
-
     save_dataset(result.dataset, child_path(corpus_dir, name), "beir")
     row = catalog.register_dataset(
         session,
