@@ -118,6 +118,10 @@ def test_a_synthesize_job_makes_a_dataset_the_other_jobs_accept(
             "type": "finetune",
             "spec": {"dataset_id": made["id"], "base_model": MODEL, "val_split": "val"},
         },
+        {
+            "type": "compare",
+            "spec": {"dataset_id": made["id"], "base_model": MODEL, "methods": ["base", "full"]},
+        },
     ):
         accepted = client.post("/v1/jobs", json=follow_up)
         assert accepted.status_code == 202, accepted.text
