@@ -8,6 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 
+UPLOAD_PATHS = frozenset({"/v1/datasets", "/v1/documents"})  # datasets and raw documents
+
 
 class BodyLimit:
     """Refuses with 413 a request whose body exceeds its route's cap, before reading it all:
@@ -20,7 +22,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_bytes if scope["path"] == "/v1/datasets" else self.other_bytes
+        limit = self.upload_bytes if scope["path"] in UPLOAD_PATHS else self.other_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)

@@ -12,7 +12,18 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.metrics import HttpMetrics
 from api.metrics import router as metrics_router
-from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports, ui
+from api.routes import (
+    datasets,
+    documents,
+    embeddings,
+    health,
+    indexes,
+    jobs,
+    models,
+    projects,
+    reports,
+    ui,
+)
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
 from core.jobs.metrics import JobTableCollector
@@ -62,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)  # its own access rule (EMBEDTUNE_METRICS_ACCESS)
     for module in (models, embeddings, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
-    for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
+    for module in (datasets, documents, jobs, reports):  # inference keys: no data, no jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])
     app.include_router(projects.router, dependencies=[Depends(require("admin"))])
     ui.mount(app)  # the dashboard: static files, which call the routes above with a key

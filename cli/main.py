@@ -7,6 +7,7 @@ import sys
 from cli import (  # noqa: F401  (registers)
     compare,
     datasets,
+    documents,
     evaluate,
     finetune,
     keys,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     metrics_access: Literal["loopback", "key", "open"] = "loopback"
     worker_metrics_port: int | None = None
     cache_dtype: Literal["float32", "float16"] = "float32"  # new embedding-cache shards
+    # Query synthesis with an LLM (core/synthesis/llm.py): an OpenAI-compatible
+    # chat-completions endpoint chosen by the operator; the key never leaves the process.
+    llm_base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 (Ollama), vLLM, OpenAI
+    llm_model: str | None = None
+    llm_api_key: SecretStr = SecretStr("none")  # local servers accept any key
+    llm_timeout_seconds: float = 60.0
+    llm_max_retries: int = 4  # with exponential backoff on 429/5xx and lost connections
+    llm_concurrency: int = 4  # requests in flight per job
+    # Remote embeddings as a model for eval/compare ("remote:<model>", core/models/remote.py)
+    embeddings_api_base_url: str | None = None
+    embeddings_api_key: SecretStr = SecretStr("none")
+    embeddings_api_batch_size: int = 64
+    embeddings_api_max_retries: int = 4
+    embeddings_api_timeout_seconds: float = 60.0
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:

@@ -64,7 +64,7 @@ async def upload_dataset(
     options = ReadOptions(parse_columns(columns), drop_empty=drop_empty, tsv_quotes=tsv_quotes)
     staging = catalog.staging_dir(settings)
     try:
-        digest = await _receive(files, staging, settings)
+        digest = await receive_files(files, staging, settings)
         guard = guard_for(digest, name, format, split, options.as_dict(), model)
         stored = guard.replay()
     except BaseException:
@@ -95,7 +95,7 @@ async def upload_dataset(
     return JSONResponse(body, status.HTTP_201_CREATED, headers=headers)
 
 
-async def _receive(files: list[UploadFile], staging: Path, settings: Settings) -> str:
+async def receive_files(files: list[UploadFile], staging: Path, settings: Settings) -> str:
     """Stream the parts to ``staging`` within the size cap; returns a digest of them."""
     budget = settings.max_upload_bytes
     digest = hashlib.sha256()

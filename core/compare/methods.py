@@ -42,3 +42,11 @@ METHODS: dict[CompareMethod, MethodInfo] = {
     "nudge-m": MethodInfo("nudge", reencode=False, variant="nudge-m"),
     "full+nudge-n": MethodInfo("nudge", reencode=True, variant="nudge-n", builds_on="full"),
 }
+
+BASELINE = "baseline:"  # method name prefix of an extra model scored beside the methods
+BASELINE_INFO = MethodInfo("eval", reencode=True)
+
+
+def method_info(method: str) -> MethodInfo:
+    """A method's info; ``baseline:<model>`` is an eval of another model (e.g. a remote API)."""
+    return BASELINE_INFO if method.startswith(BASELINE) else METHODS[method]  # type: ignore[index]

@@ -1,7 +1,9 @@
 """BEIR folders: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` (one split each).
 
-Document ``title`` and ``text`` and query ``text`` are read; any other field (a non-empty
-``metadata`` included) is named in the warnings with its count. An optional
+A folder with ``corpus.jsonl`` alone is a corpus-only dataset (ingested documents, before
+queries are synthesized). Document ``title``, ``text`` and ``metadata`` (an object: the
+provenance of ingested chunks) and query ``text`` are read; any other field (a ``metadata``
+that is not an object included) is named in the warnings with its count. An optional
 ``negatives.jsonl`` (``{"query-id": ..., "corpus-ids": [...]}`` per line) keeps mined hard
 negatives; other BEIR readers ignore the file.
 """
@@ -26,14 +28,17 @@ LAYOUT = "a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
 def read_beir(path: str | Path) -> RetrievalDataset:
     root = Path(path)
     qrels_files = sorted((root / "qrels").glob("*.tsv"))
-    for needed in (root / "corpus.jsonl", root / "queries.jsonl"):
-        if not needed.is_file():
-            raise missing_file(needed, LAYOUT)
-    if not qrels_files:
-        raise missing_file(root / "qrels", LAYOUT)
+    if not (root / "corpus.jsonl").is_file():
+        raise missing_file(root / "corpus.jsonl", LAYOUT)
+    corpus_only = not (root / "queries.jsonl").exists() and not (root / "qrels").exists()
+    if not corpus_only:  # a corpus alone (ingested documents) is a dataset; half a one is not
+        if not (root / "queries.jsonl").is_file():
+            raise missing_file(root / "queries.jsonl", LAYOUT)
+        if not qrels_files:
+            raise missing_file(root / "qrels", LAYOUT)
     issues = Issues()
     corpus = _read_corpus(root / "corpus.jsonl", issues)
-    queries = _read_queries(root / "queries.jsonl", issues)
+    queries = {} if corpus_only else _read_queries(root / "queries.jsonl", issues)
     issues.raise_if_any()  # so that dropped records do not show up again as unknown ids
     qrels = {p.stem: _read_qrels(p, root, corpus, queries, issues) for p in qrels_files}
     negatives = _read_negatives(root / NEGATIVES, corpus, queries, issues)
@@ -56,11 +61,20 @@ def _unused(record_data: dict[str, object], known: tuple[str, ...]) -> list[str]
     return [k for k, v in record_data.items() if k not in known and not (k == "metadata" and not v)]
 
 
+def _metadata(record_data: dict[str, object]) -> tuple[dict[str, object], bool]:
+    """A document's ``metadata`` object (provenance of ingested chunks), and whether one that
+    is not an object was left unread."""
+    value = record_data.get("metadata")
+    return (value, False) if isinstance(value, dict) else ({}, bool(value))
+
+
 def _read_corpus(path: Path, issues: Issues) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     unused: Counter[str] = Counter()
     for record in read_jsonl(path, path.name, issues):
-        unused.update(_unused(record.data, ("_id", "title", "text")))
+        metadata, unread = _metadata(record.data)
+        unused.update(_unused(record.data, ("_id", "title", "text", "metadata")))
+        unused.update(["metadata"] if unread else [])
         doc_id = record.ident("_id")
         title = record.data.get("title") or ""
         text = record.data.get("text")
@@ -82,7 +96,7 @@ def _read_corpus(path: Path, issues: Issues) -> dict[str, Document]:
                 expected="unique ids",
             )
         if not record.failed and doc_id is not None:
-            corpus[doc_id] = Document(doc_id, str(text), str(title))
+            corpus[doc_id] = Document(doc_id, str(text), str(title), metadata)
     issues.warn_unused(unused, file=path.name)
     return corpus
 
@@ -188,13 +202,23 @@ def _read_negatives(
 def write_beir(ds: RetrievalDataset, path: str | Path) -> None:
     """Write the corpus, the queries and every split's judgments."""
     require_valid(ds)
-    if not ds.qrels:
+    if not ds.qrels and ds.queries:
         raise InvalidInput(
             "a BEIR folder needs at least one split of judgments", code="empty_dataset"
         )
     root = Path(path)
-    docs = [{"_id": d.id, "title": d.title, "text": d.text} for d in ds.corpus.values()]
+    docs = [
+        {
+            "_id": d.id,
+            "title": d.title,
+            "text": d.text,
+            **({"metadata": d.metadata} if d.metadata else {}),
+        }
+        for d in ds.corpus.values()
+    ]
     write_jsonl(root / "corpus.jsonl", docs)
+    if not ds.queries:
+        return  # a corpus only: corpus.jsonl alone
     write_jsonl(
         root / "queries.jsonl", [{"_id": q.id, "text": q.text} for q in ds.queries.values()]
     )

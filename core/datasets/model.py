@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.errors import DataIssue, NotFound
 
@@ -15,6 +16,9 @@ class Document:
     id: str
     text: str
     title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Provenance kept with the text (BEIR ``metadata``): for ingested chunks the source
+    file, document id, chunk index and character offsets."""
 
     @property
     def full_text(self) -> str:

@@ -96,8 +96,11 @@ def check_refs(
 def validate(ds: RetrievalDataset) -> list[DataIssue]:
     """Semantic problems of an in-memory dataset: empty parts or texts, dangling ids, bad grades."""
     issues = Issues()
-    if not ds.corpus or not ds.queries:
-        issues.add("empty_dataset", "the dataset needs at least one document and one query")
+    if not ds.corpus or (ds.qrels and not ds.queries):
+        issues.add(
+            "empty_dataset",
+            "the dataset needs at least one document, and queries for its judgments",
+        )
     for doc in ds.corpus.values():
         if not doc.full_text.strip():
             issues.add("empty_text", f"document '{doc.id}' has no text", field="corpus")

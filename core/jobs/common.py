@@ -17,6 +17,7 @@ from core.errors import InvalidInput
 from core.jobs.context import JobContext
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
+from core.models.remote import is_remote, remote_name
 from core.models.resolve import check_reference
 from core.safe_values import SafeText
 from core.services import datasets as dataset_catalog
@@ -83,8 +84,19 @@ def check_dataset(session: Session, dataset_id: str, sub: Submission, *splits: s
             )
 
 
-def check_model(session: Session, ref: str, sub: Submission) -> str:
-    """What ``ref`` loads: a tuned model's directory, or a reference that must resolve."""
+def check_model(session: Session, ref: str, sub: Submission, *, remote: bool = False) -> str:
+    """What ``ref`` loads: a tuned model's directory, or a reference that must resolve;
+    ``remote`` also admits ``remote:<name>`` (jobs that only encode with it)."""
+    if is_remote(ref):  # the operator's embeddings endpoint: it can be scored, not trained
+        remote_name(ref)
+        if not remote:
+            raise InvalidInput(
+                f"'{ref[:80]}' is a remote embeddings endpoint: eval and compare baselines "
+                "only",
+                code="remote_model",
+                param="model",
+            )
+        return ref
     location = model_location(session, ref, project_id=sub.project_id)
     if location == ref:  # not a tuned model: a client reference that may not be a path
         check_reference(ref, models_dir=sub.models_dir, allow_paths=sub.allow_paths)

@@ -7,13 +7,26 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from core.jobs.kinds import compare, encode, eval, export, finetune, index, mine, nudge
+from core.jobs.kinds import (
+    compare,
+    encode,
+    eval,
+    export,
+    finetune,
+    index,
+    mine,
+    nudge,
+    synthesize,
+)
 
 KINDS: dict[str, ModuleType] = {
-    kind.TYPE: kind for kind in (eval, index, encode, mine, finetune, nudge, compare, export)
+    kind.TYPE: kind
+    for kind in (eval, index, encode, mine, finetune, nudge, compare, export, synthesize)
 }
 
-JobType = Literal["eval", "index", "encode", "mine", "finetune", "nudge", "compare", "export"]
+JobType = Literal[
+    "eval", "index", "encode", "mine", "finetune", "nudge", "compare", "export", "synthesize"
+]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobRequest = Annotated[
     Union[tuple(kind.Request for kind in KINDS.values())],  # noqa: UP007 (built at run time)

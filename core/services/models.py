@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict
+from core.errors import Conflict, InvalidInput
 from core.models.embedder import Embedder, load_embedder
+from core.models.remote import RemoteEmbedder, RemoteEndpoint, is_remote
 from core.models.resolve import PACKAGED_MODELS, packaged_dir
 from core.settings import Settings
 from core.store import repos
@@ -44,7 +45,11 @@ def embedder_for(
 ) -> Embedder:
     """The model at ``location`` loaded as this deployment loads models (its models
     directory, device and remote-code policy), with per-use ``overrides`` (``max_seq_length``,
-    instructions). The one place jobs, serving and the CLI load an embedder."""
+    instructions). The one place jobs, serving and the CLI load an embedder.
+
+    ``remote:<name>`` is the operator's embeddings endpoint (``EMBEDTUNE_EMBEDDINGS_API_*``)."""
+    if is_remote(location):
+        return remote_embedder(settings, location)  # type: ignore[return-value]
     return load_embedder(
         location,
         models_dir=settings.models_dir,
@@ -54,6 +59,24 @@ def embedder_for(
         allow_paths=allow_paths,
         **overrides,
     )
+
+
+def remote_embedder(settings: Settings, ref: str) -> RemoteEmbedder:
+    """``remote:<name>`` on the operator's endpoint; 422 when none is configured."""
+    if not settings.embeddings_api_base_url:
+        raise InvalidInput(
+            f"'{ref[:80]}' needs an embeddings endpoint (EMBEDTUNE_EMBEDDINGS_API_BASE_URL)",
+            code="remote_not_configured",
+            param="model",
+        )
+    endpoint = RemoteEndpoint(
+        base_url=settings.embeddings_api_base_url,
+        api_key=settings.embeddings_api_key.get_secret_value(),
+        batch_size=settings.embeddings_api_batch_size,
+        max_retries=settings.embeddings_api_max_retries,
+        timeout=settings.embeddings_api_timeout_seconds,
+    )
+    return RemoteEmbedder(ref, endpoint)
 
 
 def delete_model(session: Session, *, model_id: str) -> None:

@@ -184,3 +184,35 @@ def test_the_finetune_command_has_an_option_for_every_spec_field(tmp_path: Path)
         if field.name not in ("method", "base_model"):
             assert f"--{field.name.replace('_', '-')}" in shown.stdout, field.name
     assert "mnrl | cached_mnrl | cosent" in shown.stdout and "--lr" in shown.stdout
+
+
+def test_ingest_then_synthesize_a_folder_of_documents(tmp_path: Path, tiny_model_dir: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"note{i}.md").write_text(
+            f"# Note {i} on topic {i % 3}\n\nThe finding of note {i} is number {i * 7}. "
+            f"It was measured twice in study {i}.",
+            "utf-8",
+        )
+    (docs / "bad.bin").write_bytes(b"\x00\x01")
+    out = run_cli("ingest", str(docs), "-o", "corpus", "-m", str(tiny_model_dir), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "skipped bad.bin: [unsupported_type]" in " ".join(out.stderr.split())
+    report = json.loads((tmp_path / "corpus" / "ingest_report.json").read_text())
+    assert report["documents"] == 12 and report["chunks"] == 12
+    synth = run_cli(
+        "synthesize", "-d", "corpus", "-o", "synth", "-m", str(tiny_model_dir),
+        "--generators", "title,inverse_cloze", "--round-trip-k", "0",
+        "--val-fraction", "0.25", "--test-fraction", "0.25",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert synth.returncode == 0, synth.stderr
+    made = json.loads((tmp_path / "synth" / "synthesis_report.json").read_text())
+    assert made["candidates"] == {"title": 12, "inverse_cloze": 12}
+    assert (tmp_path / "synth" / "qrels" / "train.tsv").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("")
+    nothing = run_cli("ingest", str(empty), "-o", "c2", "-m", str(tiny_model_dir), cwd=tmp_path)
+    assert nothing.returncode == 2

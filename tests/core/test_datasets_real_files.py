@@ -255,10 +255,15 @@ def test_rag_json_splits_survive_conversion(tmp_path: Path) -> None:
 def test_beir_fields_that_are_not_read_are_warnings(tmp_path: Path) -> None:
     root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
-    jsonl(root / "corpus.jsonl", {"_id": "d1", "text": "t", "metadata": {"url": "u"}})
+    jsonl(
+        root / "corpus.jsonl",
+        {"_id": "d1", "text": "t", "metadata": {"url": "u"}},
+        {"_id": "d2", "text": "t", "metadata": "not an object"},
+    )
     jsonl(root / "queries.jsonl", {"_id": "q1", "text": "q", "metadata": {}})
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     ds = load_dataset(root)
+    assert ds.corpus["d1"].metadata == {"url": "u"}  # an object is kept (ingest provenance)
     assert [(w.file, w.field) for w in ds.warnings] == [("corpus.jsonl", "metadata")]
 
 

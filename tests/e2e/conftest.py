@@ -59,6 +59,20 @@ def process_env(settings: Settings) -> dict[str, str]:
             if settings.worker_metrics_port
             else {}
         ),
+        **llm_env(settings),
+    }
+
+
+def llm_env(settings: Settings) -> dict[str, str]:
+    """The LLM endpoint of ``settings`` (query synthesis), when it has one."""
+    if not settings.llm_base_url or not settings.llm_model:
+        return {}
+    return {
+        "EMBEDTUNE_LLM_BASE_URL": settings.llm_base_url,
+        "EMBEDTUNE_LLM_MODEL": settings.llm_model,
+        "EMBEDTUNE_LLM_API_KEY": settings.llm_api_key.get_secret_value(),
+        "EMBEDTUNE_LLM_CONCURRENCY": str(settings.llm_concurrency),
+        "EMBEDTUNE_LLM_MAX_RETRIES": str(settings.llm_max_retries),
     }
 
 

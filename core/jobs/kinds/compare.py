@@ -17,7 +17,13 @@ from pydantic import Field, model_validator
 from sqlalchemy.orm import Session
 
 from core.compare import METHODS, MethodRun, build_report, to_markdown
-from core.compare.methods import DEFAULT_METHODS, CompareMethod
+from core.compare.methods import (
+    BASELINE,
+    BASELINE_INFO,
+    DEFAULT_METHODS,
+    CompareMethod,
+    method_info,
+)
 from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.metrics import HEADLINE_METRICS
@@ -58,6 +64,12 @@ class CompareJobSpec(SpecModel):
     train_split: Name = "train"
     test_split: Name = "test"
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    baselines: list[ModelRef] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Other models scored on the test split beside the methods, e.g. "
+        "remote:<name> for the embeddings API the team uses today.",
+    )
     params: finetune.FinetuneParams = Field(
         default_factory=lambda: finetune.FinetuneParams(),
         description="The fine-tune settings of every fine-tune.",
@@ -85,6 +97,8 @@ def check(session: Session, spec: CompareJobSpec, sub: Submission) -> None:
     if spec.forgetting_dataset_id is not None:
         check_dataset(session, spec.forgetting_dataset_id, sub, spec.forgetting_split)
     base = check_model(session, spec.base_model, sub)
+    for baseline in spec.baselines:
+        check_model(session, baseline, sub, remote=True)
     for method in spec.methods:
         if METHODS[method].finetune:
             _, child = _child_spec(spec, method, {})
@@ -96,7 +110,7 @@ def plan(session: Session, job: JobRow, spec: CompareJobSpec) -> list[JobRow]:
     children: list[dict[str, str]] = []
     made: dict[str, str] = {}
     rows = []
-    for method in spec.methods:
+    for method in [*spec.methods, *(f"{BASELINE}{b}" for b in dict.fromkeys(spec.baselines))]:
         job_type, child_spec = _child_spec(spec, method, made)
         child = repos.add_job(
             session,
@@ -118,11 +132,12 @@ def plan(session: Session, job: JobRow, spec: CompareJobSpec) -> list[JobRow]:
 
 
 def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tuple[str, SpecModel]:
-    info = METHODS[method]  # type: ignore[index]
+    info = method_info(method)
     common = {"dataset_id": spec.dataset_id, "train_split": spec.train_split}
     if info.job_type == "eval":
+        model = method.removeprefix(BASELINE) if info is BASELINE_INFO else spec.base_model
         return eval_kind.TYPE, eval_kind.Spec(
-            dataset_id=spec.dataset_id, model=spec.base_model, split=spec.test_split
+            dataset_id=spec.dataset_id, model=model, split=spec.test_split
         )
     if info.job_type == "finetune":
         return finetune.TYPE, finetune.Spec(
@@ -192,7 +207,7 @@ class _Scorer:
     def _run(
         self, method: str, job: JobRow, jobs: dict[str, JobRow], span: tuple[float, float]
     ) -> MethodRun:
-        info = METHODS[method]  # type: ignore[index]
+        info = method_info(method)
         wall = _wall(job)
         if info.builds_on and wall is not None:
             wall += _wall(jobs[info.builds_on]) or 0.0

@@ -35,7 +35,10 @@ SPANS = {"encode_corpus": (0.05, 0.8), "encode_queries": (0.85, 0.05), "index": 
 
 class EvalJobSpec(EncodingOptions):
     dataset_id: Id
-    model: ModelRef = Field(description="Base model reference or fine-tuned model id.")
+    model: ModelRef = Field(
+        description="Base model reference, fine-tuned model id, or remote:<name> (the "
+        "operator's embeddings endpoint)."
+    )
     split: Name = "test"
     index: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
 
@@ -47,7 +50,7 @@ class EvalJob(SpecModel):
 
 def check(session: Session, spec: EvalJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.split)
-    check_model(session, spec.model, sub)
+    check_model(session, spec.model, sub, remote=True)
 
 
 def plan(session: Session, job: JobRow, spec: EvalJobSpec) -> list[JobRow]:
