@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +12,12 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer import losses
 from transformers import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.models.config import ModelConfig
 from core.models.resolve import ResolvedModel
+from core.training.checkpoints import best_metrics, best_step, last_checkpoint
 from core.training.examples import scored_columns, training_triples, triple_columns
 from core.training.hooks import CancelCheck, Reporter
 from core.training.progress_callback import ProgressCallback
@@ -158,7 +157,7 @@ def train_st(
         callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # the reporter gets the logs instead
-    last = _last_checkpoint(ckpt, resume)
+    last = last_checkpoint(ckpt, resume)
     if last:
         reporter.on_event(f"resuming from {Path(last).name}")
     output = trainer.train(resume_from_checkpoint=last)
@@ -170,30 +169,9 @@ def train_st(
     return TrainRun(
         model=trainer.model,
         history=trainer.state.log_history,
-        best_metrics=_best_metrics(trainer.state),
-        best_step=_best_step(trainer.state.best_model_checkpoint),
+        best_metrics=best_metrics(trainer.state),
+        best_step=best_step(trainer.state.best_model_checkpoint),
         train_seconds=elapsed,
         samples_per_second=samples / max(elapsed, 1e-9),
         train_examples=len(table),
     )
-
-
-def _last_checkpoint(ckpt: Path, resume: bool) -> str | None:
-    if not resume:
-        shutil.rmtree(ckpt, ignore_errors=True)
-        return None
-    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-
-
-def _best_step(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
-
-
-def _best_metrics(state: Any) -> dict[str, float]:
-    """The evaluation metrics logged at the best checkpoint (else the last evaluation)."""
-    evals = [entry for entry in state.log_history if "eval_ndcg@10" in entry]
-    best = _best_step(state.best_model_checkpoint)
-    chosen = [e for e in evals if e.get("step") == best] or evals[-1:]
-    if not chosen:
-        return {}
-    return {k.removeprefix("eval_"): v for k, v in chosen[-1].items() if "@" in k}
