@@ -7,13 +7,13 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from core.jobs.kinds import compare, eval, finetune, index, mine, nudge
+from core.jobs.kinds import compare, eval, finetune, index, mine, nudge, rerank_finetune
 
 KINDS: dict[str, ModuleType] = {
-    kind.TYPE: kind for kind in (eval, index, mine, finetune, nudge, compare)
+    kind.TYPE: kind for kind in (eval, index, mine, finetune, nudge, compare, rerank_finetune)
 }
 
-JobType = Literal["eval", "index", "mine", "finetune", "nudge", "compare"]
+JobType = Literal["eval", "index", "mine", "finetune", "nudge", "compare", "rerank_finetune"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobRequest = Annotated[
     Union[tuple(kind.Request for kind in KINDS.values())],  # noqa: UP007 (built at run time)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def run_rerank_finetune(
     should_cancel: CancelCheck | None = None,
     resume: bool = True,
     models_dir: Path | None = None,
-    allow_paths: bool = True,
+    allow_paths: bool | Callable[[str], bool] = True,
     cache: EmbeddingCache | None = None,
 ) -> RerankResult:
     """Fine-tune the cross-encoder ``spec.base_model`` on ``train_split`` into ``output_dir``.
@@ -54,14 +55,16 @@ def run_rerank_finetune(
     all-MiniLM-L6-v2) mines the hard negatives when the split has none and retrieves the
     validation candidates. Checkpoints live under ``output_dir/checkpoints``; with ``resume`` a
     rerun continues from the last one. ``should_cancel`` is polled every step.
+    ``allow_paths`` (or a predicate on each reference) is False for references from a client.
     """
     from core.reranking.trainer import train_cross_encoder
 
     reporter = reporter or LogReporter()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base = resolve_model(spec.base_model, models_dir=models_dir, allow_paths=allow_paths)
-    retriever = _first_stage(spec, first_stage, base.path, models_dir, allow_paths)
+    paths = allow_paths if callable(allow_paths) else (lambda _ref: allow_paths)
+    base = resolve_model(spec.base_model, models_dir=models_dir, allow_paths=paths(spec.base_model))
+    retriever = _first_stage(spec, first_stage, base.path, models_dir, paths)
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
@@ -88,7 +91,7 @@ def run_rerank_finetune(
         output_dir,
         train_split=train_split,
         validator=validator,
-        teacher=_teacher(spec, dataset, models_dir, allow_paths, cache),
+        teacher=_teacher(spec, dataset, models_dir, paths, cache),
         reporter=reporter,
         should_cancel=should_cancel,
         resume=resume,
@@ -125,11 +128,11 @@ def _first_stage(
     ref: str | None,
     base_path: Path,
     models_dir: Path | None,
-    allow_paths: bool,
+    paths: Callable[[str], bool],
 ) -> Embedder:
     if ref is None:
         ref = DEFAULT_MODEL if is_reranker_dir(base_path) else spec.base_model
-    return load_embedder(ref, models_dir=models_dir, allow_paths=allow_paths)
+    return load_embedder(ref, models_dir=models_dir, allow_paths=paths(ref))
 
 
 def _has_negatives(ds: RetrievalDataset, split: str) -> bool:
@@ -177,14 +180,15 @@ def _teacher(
     spec: RerankSpec,
     ds: RetrievalDataset,
     models_dir: Path | None,
-    allow_paths: bool,
+    paths: Callable[[str], bool],
     cache: EmbeddingCache | None,
 ) -> Teacher | None:
     if spec.loss != "margin_mse":
         return None
     if spec.teacher_model is None:
         return dataset_teacher(ds)
-    teacher = load_embedder(spec.teacher_model, models_dir=models_dir, allow_paths=allow_paths)
+    ref = spec.teacher_model
+    teacher = load_embedder(ref, models_dir=models_dir, allow_paths=paths(ref))
     return embedder_teacher(ds, teacher, cache)
 
 

@@ -38,7 +38,7 @@ class Reranker:
 
     @property
     def max_length(self) -> int:
-        return int(self.cross_encoder.max_length)
+        return int(self.cross_encoder.max_seq_length)
 
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """float32 scores of ``pairs``, in order (the model's activation applied)."""
