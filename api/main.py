@@ -9,7 +9,17 @@ from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import datasets, embeddings, health, indexes, jobs, models, projects, reports
+from api.routes import (
+    datasets,
+    embeddings,
+    health,
+    indexes,
+    jobs,
+    models,
+    projects,
+    reports,
+    rerank,
+)
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
 from core.services.serving import ModelOwners
@@ -52,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit, upload_bytes=settings.max_upload_bytes, other_bytes=settings.max_request_bytes
     )
     app.include_router(health.router)  # open: probes send no key
-    for module in (models, embeddings, indexes):
+    for module in (models, embeddings, rerank, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, jobs, reports):  # inference-only keys may not read data or jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])

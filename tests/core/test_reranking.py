@@ -3,7 +3,6 @@ retrieve → rerank evaluation and reranking-only evaluation."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import numpy as np
 import pytest
 from sentence_transformers import CrossEncoder
 
-from core.datasets.io import load_dataset
 from core.datasets.model import Document, Query, RetrievalDataset
-from core.datasets.split import split_by_query
 from core.errors import Cancelled, InvalidInput
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.embedder import load_embedder
@@ -26,26 +23,13 @@ from core.reranking.pipeline import rerank_embedder
 from core.reranking.reranker import RERANK_CONFIG, is_reranker_dir, load_reranker
 from core.reranking.spec import RerankSpec
 from core.reranking.teachers import reranker_scores
-from tests.core.test_training import Recorder
+from tests.core.test_training import Recorder, small_dataset
 
 
 @pytest.fixture(scope="module")
 def small(sample_dir: Path) -> RetrievalDataset:
-    """32 judged train queries over ~130 documents, 3 negatives each, split 24/8."""
-    ds = load_dataset(sample_dir)
-    rng = random.Random(0)
-    train = dict(list(ds.qrels["train"].items())[:32])
-    positives = {d for judged in train.values() for d in judged}
-    others = [d for d in ds.corpus if d not in positives][:100]
-    small = RetrievalDataset(
-        corpus={d: ds.corpus[d] for d in [*positives, *others]},
-        queries={q: ds.queries[q] for q in train},
-        qrels={"train": train},
-        negatives={q: rng.sample(others, 3) for q in train},
-        name="scifact-tiny",
-        source_format="beir",
-    )
-    return split_by_query(small, val_fraction=0.25)
+    """24 judged train queries over ~90 documents, 3 negatives each, split 18/6."""
+    return small_dataset(sample_dir, queries=24, others=60)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out, split_by_query
 from core.jobs.common import (
     Id,
@@ -86,9 +87,10 @@ class DbReporter:
         self.ctx.log(message)
 
 
-def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
-    from core.training import run_finetune
-
+def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDataset, str]:
+    """The dataset of a training job (``FinetuneJobSpec`` or a spec with the same split
+    fields) without the queries its held-out splits judge, and its validation split: the
+    one named, else ``val`` held out of the train queries as the CLI does (by query, seeded)."""
     ds = dataset_of(ctx, spec.dataset_id)
     for split in spec.held_out_splits:
         if split in ds.qrels and split != spec.train_split:
@@ -98,20 +100,42 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
                     f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
                     "not trained on"
                 )
+    if spec.val_split is not None:
+        return ds, spec.val_split
+    names = (spec.train_split, "val")
+    ds = split_by_query(
+        ds, source=spec.train_split, val_fraction=spec.val_fraction, seed=seed, names=names
+    )
+    return ds, "val"
+
+
+def store_model(ctx: JobContext, spec: Any, *, kind: str, path: str, metrics: dict) -> str:
+    """Upsert the model version the job made (by job id) and return its id."""
+    with transaction(ctx.factory) as session:
+        row = repos.upsert_by_job(
+            session,
+            ModelRow,
+            job_id=ctx.job_id,
+            project_id=repos.job_project(session, job_id=ctx.job_id),
+            reference="",
+            kind=kind,
+            method=spec.method,
+            base_model=spec.base_model,
+            path=path,
+            dataset_id=spec.dataset_id,
+            metrics=metrics,
+        )
+        row.reference = row.id
+        return row.id
+
+
+def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
+    from core.training import run_finetune
+
     with ctx.factory() as session:
         base = model_location(session, spec.base_model)
     domain = finetune_spec(spec, base)
-    val_split = spec.val_split
-    if val_split is None:  # held out as the CLI does: by query, with the spec's seed
-        names = (spec.train_split, "val")
-        ds = split_by_query(
-            ds,
-            source=spec.train_split,
-            val_fraction=spec.val_fraction,
-            seed=domain.seed,
-            names=names,
-        )
-        val_split = "val"
+    ds, val_split = training_data(ctx, spec, domain.seed)
     ctx.progress(0.02, stage="preparing", force=True)
     result = run_finetune(
         domain,
@@ -127,22 +151,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         cache=EmbeddingCache(ctx.settings.cache_dir),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
-    with transaction(ctx.factory) as session:
-        row = repos.upsert_by_job(
-            session,
-            ModelRow,
-            job_id=ctx.job_id,
-            project_id=repos.job_project(session, job_id=ctx.job_id),
-            reference="",
-            kind="finetuned",
-            method=spec.method,
-            base_model=spec.base_model,
-            path=str(result.model_dir),
-            dataset_id=spec.dataset_id,
-            metrics=metrics,
-        )
-        row.reference = row.id
-        model_id = row.id
+    model_id = store_model(ctx, spec, kind="finetuned", path=str(result.model_dir), metrics=metrics)
     return {
         "model_id": model_id,
         "metrics": metrics,

@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from core.datasets.split import hold_out, split_by_query
 from core.jobs.common import (
     Id,
     ModelRef,
@@ -15,19 +14,16 @@ from core.jobs.common import (
     Submission,
     check_dataset,
     check_model,
-    dataset_of,
     fields_of,
     trusted_path,
 )
 from core.jobs.context import JobContext
-from core.jobs.kinds.finetune import DbReporter
+from core.jobs.kinds.finetune import DbReporter, store_model, training_data
 from core.models.cache import EmbeddingCache
 from core.names import Name
 from core.reranking.spec import RerankSpec
 from core.services.models import model_location
-from core.store import repos
-from core.store.db import transaction
-from core.store.tables import JobRow, ModelRow
+from core.store.tables import JobRow
 
 TYPE = "rerank_finetune"
 QUEUE = "gpu"
@@ -81,12 +77,6 @@ def plan(session: Session, job: JobRow, spec: RerankJobSpec) -> list[JobRow]:
 def run(ctx: JobContext, spec: RerankJobSpec) -> dict[str, Any]:
     from core.reranking.finetune import run_rerank_finetune
 
-    ds = dataset_of(ctx, spec.dataset_id)
-    for split in spec.held_out_splits:
-        if split in ds.qrels and split != spec.train_split:
-            ds, overlap = hold_out(ds, spec.train_split, split)
-            if overlap:
-                ctx.log(f"{overlap} queries of '{split}' are also in '{spec.train_split}'")
     with ctx.factory() as session:
         base, first, teacher = (
             model_location(session, ref) if ref else None
@@ -94,17 +84,7 @@ def run(ctx: JobContext, spec: RerankJobSpec) -> dict[str, Any]:
         )
     assert base is not None
     domain = rerank_spec(spec, base, teacher)
-    val_split = spec.val_split
-    if val_split is None:
-        names = (spec.train_split, "val")
-        ds = split_by_query(
-            ds,
-            source=spec.train_split,
-            val_fraction=spec.val_fraction,
-            seed=domain.seed,
-            names=names,
-        )
-        val_split = "val"
+    ds, val_split = training_data(ctx, spec, domain.seed)
     ctx.progress(0.02, stage="preparing", force=True)
     result = run_rerank_finetune(
         domain,
@@ -122,22 +102,7 @@ def run(ctx: JobContext, spec: RerankJobSpec) -> dict[str, Any]:
     )
     fusion = {k: v for k, v in result.fusion.items() if k != "curve"}
     metrics = {"before": result.metrics_before, "after": result.metrics_after, "fusion": fusion}
-    with transaction(ctx.factory) as session:
-        row = repos.upsert_by_job(
-            session,
-            ModelRow,
-            job_id=ctx.job_id,
-            project_id=repos.job_project(session, job_id=ctx.job_id),
-            reference="",
-            kind="reranker",
-            method=spec.method,
-            base_model=spec.base_model,
-            path=str(result.model_dir),
-            dataset_id=spec.dataset_id,
-            metrics=metrics,
-        )
-        row.reference = row.id
-        model_id = row.id
+    model_id = store_model(ctx, spec, kind="reranker", path=str(result.model_dir), metrics=metrics)
     return {"model_id": model_id, "metrics": metrics, "train_seconds": result.train_seconds}
 
 
