@@ -14,6 +14,7 @@ from cli import (  # noqa: F401  (registers)
     nudge,
     platform,
     projects,
+    rerank,
 )
 from cli.app import app, print_error
 from core.errors import CoreError
