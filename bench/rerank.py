@@ -123,6 +123,8 @@ def main() -> None:
     results["rerank"] = []
     for name in args.first.split(","):
         label, val, test = first_stage_runs(name, ds, split_ds, args.top_k, cache)
+        # The fine-tune chose its weight on exactly the base model's validation top k.
+        saved = name == "base" and args.reranker is None
         report = evaluate_reranked(
             ds_with_val(ds, split_ds),
             reranker,
@@ -130,8 +132,9 @@ def main() -> None:
             split="test",
             first_stage=label,
             top_k=args.top_k,
-            first_val=val,
-            val_split="val",
+            first_val=None if saved else val,
+            val_split=None if saved else "val",
+            weight=reranker.fusion_weight() if saved else None,
             cache=cache,
         )
         print(line(report), flush=True)

@@ -8,14 +8,10 @@ seeded random documents. Rerank rows ``{query, positive: [...], negative: [...]}
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput
 from core.training.examples import training_triples
-
-Teacher = Callable[[list[tuple[str, str]]], list[float]]
-"""Scores of (query id, document id) pairs, higher is more relevant."""
+from core.training.hooks import Teacher
 
 
 def _per_query(

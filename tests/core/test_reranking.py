@@ -13,16 +13,19 @@ from sentence_transformers import CrossEncoder
 from core.datasets.model import Document, Query, RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.evaluation.evaluator import EvalSpec, evaluate
+from core.models.cache import EmbeddingCache
 from core.models.embedder import load_embedder
 from core.models.loading import PICKLE_SUFFIXES
 from core.reranking.data import dataset_teacher, list_columns, margin_columns, pair_columns
 from core.reranking.evaluate import evaluate_candidates, evaluate_reranked
 from core.reranking.finetune import run_rerank_finetune
 from core.reranking.fusion import choose_weight, fuse
+from core.reranking.mining_filter import filter_with_reranker
 from core.reranking.pipeline import rerank_embedder
 from core.reranking.reranker import RERANK_CONFIG, is_reranker_dir, load_reranker
 from core.reranking.spec import RerankSpec
-from core.reranking.teachers import reranker_scores
+from core.reranking.teachers import reranker_scores, reranker_teacher
+from core.training import FinetuneSpec, run_finetune
 from tests.core.test_training import Recorder, small_dataset
 
 
@@ -212,8 +215,6 @@ def test_reranking_only_evaluation_on_own_candidates(tiny_reranker_dir: Path) ->
 
 
 def test_reranker_scores_are_computed_once(tiny_reranker_dir: Path, tmp_path: Path) -> None:
-    from core.models.cache import EmbeddingCache
-
     reranker = load_reranker(str(tiny_reranker_dir))
     cache = EmbeddingCache(tmp_path)
     pairs = [("yeast", "yeast cells"), ("bone", "aspirin")]
@@ -223,3 +224,45 @@ def test_reranker_scores_are_computed_once(tiny_reranker_dir: Path, tmp_path: Pa
     reranker.score = lambda p: calls.append(p) or original(p)  # type: ignore[method-assign]
     again = reranker_scores(reranker, [*pairs, ("new", "pair")], cache)
     assert np.allclose(again[:2], first) and calls == [[("new", "pair")]]
+
+
+def test_positive_aware_filter_drops_negatives_scored_near_the_positive(
+    trained, small: RetrievalDataset
+) -> None:
+    out, _, _ = trained
+    reranker = load_reranker(str(out))
+    filtered, report = filter_with_reranker(small, "train", reranker, margin=0.05, keep=2)
+    assert report.queries == len(small.qrels["train"]) and report.scored == 3 * report.queries
+    kept_total = sum(len(filtered.negatives.get(q, [])) for q in small.qrels["train"])
+    assert kept_total == report.kept and report.kept + report.dropped <= report.scored
+    for qid, judged in small.qrels["train"].items():
+        kept = filtered.negatives.get(qid, [])
+        assert len(kept) <= 2 and set(kept) <= set(small.negatives[qid])
+        text = small.queries[qid].text
+        scores = reranker.score([(text, small.corpus[d].full_text) for d in [*judged, *kept]])
+        lowest = scores[: len(judged)].min()
+        assert (scores[len(judged) :] <= lowest - abs(lowest) * 0.05 + 1e-6).all()
+    assert all(filtered.negatives[q] == small.negatives[q] for q in small.qrels["val"])
+
+
+@pytest.mark.parametrize("loss", ["margin_mse", "distill_kl"])
+def test_a_bi_encoder_distills_reranker_scores(
+    loss: str,
+    small: RetrievalDataset,
+    tiny_model_dir: Path,
+    tiny_reranker_dir: Path,
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        FinetuneSpec(loss=loss)  # type: ignore[arg-type]
+    assert refused.value.param == "teacher_reranker"
+    spec = FinetuneSpec(
+        base_model=str(tiny_model_dir), loss=loss, teacher_reranker=str(tiny_reranker_dir),  # type: ignore[arg-type]
+        epochs=1, batch_size=8, learning_rate=1e-3, max_seq_length=64, num_hard_negatives=2,
+    )  # fmt: skip
+    reranker = load_reranker(str(tiny_reranker_dir))
+    teacher = reranker_teacher(small, reranker, EmbeddingCache(tmp_path / "cache"))
+    result = run_finetune(spec, small, tmp_path / "student", resume=False, teacher=teacher)
+    assert "ndcg@10" in result.metrics_after
+    assert "teacher_reranker" in (tmp_path / "student" / "README.md").read_text("utf-8")
+    assert list((tmp_path / "cache").rglob("*.npy"))  # the teacher's scores, kept for reruns

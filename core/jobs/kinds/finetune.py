@@ -18,6 +18,7 @@ from core.jobs.common import (
     check_model,
     dataset_of,
     fields_of,
+    reranker_of,
     trusted_path,
 )
 from core.jobs.context import JobContext
@@ -27,6 +28,7 @@ from core.services.models import model_location
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import JobRow, ModelRow
+from core.training.hooks import Teacher
 from core.training.spec import FinetuneSpec
 
 TYPE = "finetune"
@@ -64,6 +66,8 @@ def finetune_spec(spec: FinetuneJobSpec, base_model: str) -> FinetuneSpec:
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
     finetune_spec(spec, check_model(session, spec.base_model, sub))
+    if spec.params.teacher_reranker is not None:
+        check_model(session, spec.params.teacher_reranker, sub)
 
 
 def plan(session: Session, job: JobRow, spec: FinetuneJobSpec) -> list[JobRow]:
@@ -149,6 +153,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         models_dir=ctx.settings.models_dir,
         allow_paths=trusted_path(base),
         cache=EmbeddingCache(ctx.settings.cache_dir),
+        teacher=_teacher(ctx, ds, domain),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
     model_id = store_model(ctx, spec, kind="finetuned", path=str(result.model_dir), metrics=metrics)
@@ -158,6 +163,16 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         "train_seconds": result.train_seconds,
         "samples_per_second": result.samples_per_second,
     }
+
+
+def _teacher(ctx: JobContext, ds: RetrievalDataset, spec: FinetuneSpec) -> Teacher | None:
+    """The teacher reranker's scores for distillation, each pair scored once (cached)."""
+    if spec.teacher_reranker is None:
+        return None
+    from core.reranking.teachers import reranker_teacher
+
+    reranker = reranker_of(ctx, spec.teacher_reranker)
+    return reranker_teacher(ds, reranker, EmbeddingCache(ctx.settings.cache_dir))
 
 
 Spec, Request = FinetuneJobSpec, FinetuneJob  # the names every kind module has
