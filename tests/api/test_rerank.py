@@ -18,6 +18,7 @@ from core.store import repos
 from core.store.db import make_engine, make_session_factory, transaction
 from core.store.tables import ModelRow
 from tests.api.test_embeddings import error
+from tests.api.test_jobs import MINILM, queued_messages
 from tests.api.test_openai_contract import server  # noqa: F401  (the uvicorn fixture)
 from tests.conftest import create_key
 
@@ -148,3 +149,26 @@ def test_the_cohere_client_reranks(server: str, settings: Settings, reranker: st
     expected = load_reranker(str(settings.models_dir / reranker)).score([(QUERY, DOCS[best.index])])
     assert best.relevance_score == pytest.approx(float(expected[0]), abs=1e-5)
     assert best.document is not None and best.document.text == DOCS[best.index]
+
+
+def test_reranker_jobs_are_submitted_or_refused_with_code_and_param(
+    client: TestClient, dataset_id: str, settings: Settings
+) -> None:
+    before = queued_messages(settings, "gpu")
+    spec = {"dataset_id": dataset_id, "base_model": MINILM, "params": {"loss": "lambda"}}
+    accepted = client.post("/v1/jobs", json={"type": "rerank_finetune", "spec": spec})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["status"] == "queued" and queued_messages(settings, "gpu") == before + 1
+    cases = [
+        ({**spec, "params": {"loss": "pointwise"}}, 422, "invalid_request", "spec.params.loss"),
+        ({**spec, "params": {"candidates": 0}}, 422, "invalid_input", "candidates"),
+        ({**spec, "teacher_model": "no-such-model"}, 404, "model_not_found", "model"),
+        ({**spec, "val_split": "dev"}, 422, "no_split", "spec"),
+    ]
+    for body, status, code, param in cases:
+        answer = client.post("/v1/jobs", json={"type": "rerank_finetune", "spec": body})
+        err = error(answer, status)
+        assert (err["code"], err["param"]) == (code, param), err
+    evaluation = {"dataset_id": dataset_id, "model": MINILM, "reranker": "no-such-reranker"}
+    answer = client.post("/v1/jobs", json={"type": "eval", "spec": evaluation})
+    assert error(answer, 404)["code"] == "model_not_found"
