@@ -98,7 +98,8 @@ class Engine:
             )
         if truncate is None:
             truncate = self.spec.truncates(key.ref)
-        query, *documents = self._bounded([query, *documents], truncate)
+        (query,) = self._bounded([query], truncate, "query")
+        documents = self._bounded(documents, truncate, "documents")
         batcher = await self._batcher(replace(key, task="rerank"))
         return await batcher.submit([(query, d) for d in documents], "document", truncate)
 
@@ -141,17 +142,17 @@ class Engine:
             batcher.join(timeout=5)
         self._tokenizers.shutdown(wait=False, cancel_futures=True)
 
-    def _bounded(self, texts: list[str], truncate: bool) -> list[str]:
+    def _bounded(self, texts: list[str], truncate: bool, field: str = "input") -> list[str]:
         bound = self.spec.max_input_chars
         if truncate:
             return [t[:bound] for t in texts]
         for i, text in enumerate(texts):
             if len(text) > bound:
                 raise TooLarge(
-                    f"input {i} has {len(text)} characters, more than the {bound} this server "
-                    f"takes; {TRUNCATE_HINT}",
+                    f"{field} {i} has {len(text)} characters, more than the {bound} this "
+                    f"server takes; {TRUNCATE_HINT}",
                     code="input_too_long",
-                    param=f"input[{i}]",
+                    param=f"{field}[{i}]",
                 )
         return texts
 
