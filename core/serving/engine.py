@@ -149,8 +149,8 @@ class Engine:
         for i, text in enumerate(texts):
             if len(text) > bound:
                 raise TooLarge(
-                    f"{field} {i} has {len(text)} characters, more than the {bound} this "
-                    f"server takes; {TRUNCATE_HINT}",
+                    f"{field.removesuffix('s')} {i} has {len(text)} characters, more than the "
+                    f"{bound} this server takes; {TRUNCATE_HINT}",
                     code="input_too_long",
                     param=f"{field}[{i}]",
                 )
