@@ -10,7 +10,6 @@ scores on a probe (checked at load, to 1e-4), else in PyTorch.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,6 @@ class ServedReranker:
     reranker: Reranker
     nbytes: int
     onnx: onnxruntime.InferenceSession | None
-    turns: nullcontext[None]
 
     @classmethod
     def wrap(cls, key: ModelKey, reranker: Reranker, spec: ServeSpec) -> ServedReranker:
@@ -49,7 +47,7 @@ class ServedReranker:
         onnx = None
         if spec.onnx_dir is not None and ce.device.type == "cpu":
             onnx = _onnx_session(reranker, spec.onnx_dir)
-        return cls(key, reranker, nbytes * (2 if onnx else 1), onnx, nullcontext())
+        return cls(key, reranker, nbytes * (2 if onnx else 1), onnx)
 
     @property
     def call_size(self) -> int:
