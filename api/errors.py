@@ -93,7 +93,9 @@ def install_error_handlers(app: FastAPI) -> None:
         body = exc.body if isinstance(exc.body, dict) else {}
         if len(raw) > 1 and raw[0] == "body" and raw[1] == body.get("type"):
             del raw[1]  # the tag of a discriminated union (the job type) is not a field
-        loc = [str(p) for p in raw if p not in ("body", "query", "path")]
+        if raw and raw[0] in ("body", "query", "path", "header"):
+            raw = raw[1:]  # where it was sent; a body field may itself be named "query"
+        loc = [str(p) for p in raw]
         message = f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid request')}"
         return JSONResponse(error_body("invalid_request", message, ".".join(loc) or None, 422), 422)
 

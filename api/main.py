@@ -22,6 +22,7 @@ from api.routes import (
     models,
     projects,
     reports,
+    rerank,
     ui,
 )
 from api.security import KeyCache, RateLimiter, require
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics)
     app.include_router(health.router)  # open: probes send no key
     app.include_router(metrics_router)  # its own access rule (EMBEDTUNE_METRICS_ACCESS)
-    for module in (models, embeddings, indexes):
+    for module in (models, embeddings, rerank, indexes):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, documents, jobs, reports):  # inference keys: no data, no jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])

@@ -8,6 +8,7 @@ defaults): hidden positives mined as negatives, score distributions, candidates 
 
     python bench/mine.py [--dataset ../shared/datasets/scifact] [--model REF] [--split train]
     python bench/mine.py --sweep
+    python bench/mine.py --rerank-filter var/rerank-scifact --val-of-train --split val
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sentence_transformers.util import mine_hard_negatives
 
 from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
+from core.datasets.split import split_by_query
 from core.evaluation.evaluator import encode_cached
 from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.mining import (
@@ -241,6 +243,43 @@ def _setting_row(name: str, spec: MiningSpec, got: Retrieved, pos_mean: float) -
     )
 
 
+def rerank_filter_rows(
+    ds: RetrievalDataset, got: Retrieved, reranker_dir: Path, spec: MiningSpec, margin: float
+) -> None:
+    """The hidden-positive experiment with and without the reranker filter: each trial mines
+    ``OVERSAMPLE`` times the negatives, the reranker drops those scored within ``margin`` of
+    the known positives, the first ``num_negatives`` survivors are kept."""
+    from core.reranking.mining_filter import OVERSAMPLE
+    from core.reranking.reranker import load_reranker
+
+    reranker = load_reranker(str(reranker_dir))
+    wide = dataclasses.replace(spec, num_negatives=spec.num_negatives * OVERSAMPLE)
+    hidden = Counter()
+    for i, q in enumerate(got.qids):
+        known_all = got.positives[q]
+        for p in known_all if len(known_all) > 1 else ():
+            known = known_all - {p}
+            plain = _select(spec, got, i, known).ids
+            pool = _select(wide, got, i, known).ids
+            text = ds.queries[q].text
+            scores = reranker.score([(text, ds.corpus[d].full_text) for d in [*known, *pool]])
+            lowest = float(scores[: len(known)].min())
+            ceiling = lowest - abs(lowest) * margin
+            kept = [d for d, v in zip(pool, scores[len(known) :], strict=True) if v <= ceiling]
+            kept = kept[: spec.num_negatives]
+            hidden.update(
+                n=1, plain=p in plain, plain_negs=len(plain), filtered=p in kept, negs=len(kept)
+            )
+    n = hidden["n"]
+    print(f"hidden-positive trials: {n} (multi-positive queries of the split)")
+    for name, found, negs in (
+        ("mining default", "plain", "plain_negs"),
+        (f"+ reranker filter (rel {margin})", "filtered", "negs"),
+    ):
+        per_trial = hidden[negs] / max(n, 1)
+        print(f"  {name:<36} hidden mined {hidden[found]}/{n}  negs/trial {per_trial:.2f}")
+
+
 def _select(spec: MiningSpec, got: Retrieved, i: int, known: set[str]) -> Selection:
     q = got.qids[i]
     return select_negatives(
@@ -265,18 +304,31 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--sweep", action="store_true", help="Measure the filters instead.")
+    parser.add_argument("--rerank-filter", type=Path, help="A reranker: hidden positives with it.")
+    parser.add_argument("--rerank-margin", type=float, default=0.05)
+    parser.add_argument(
+        "--val-of-train",
+        action="store_true",
+        help="Use the 20%% of train queries the fine-tunes hold out (seed 0) as the split 'val'.",
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "embedtune-bench-cache"
     )
     args = parser.parse_args()
 
     ds = load_dataset(args.dataset)
+    if args.val_of_train:
+        ds = split_by_query(ds, source="train", val_fraction=0.2, seed=0)
     embedder = load_embedder(args.model, batch_size=args.batch_size)
     print(
         f"dataset {args.dataset.name} [{args.split}]: {len(ds.split_qrels(args.split))} queries, "
         f"{len(ds.corpus)} documents; model {args.model}"
     )
-    if args.sweep:
+    if args.rerank_filter:
+        got = retrieve(ds, embedder, args.split, args.cache)
+        spec = MiningSpec(split=args.split)
+        rerank_filter_rows(ds, got, args.rerank_filter, spec, args.rerank_margin)
+    elif args.sweep:
         sweep(ds, embedder, args.split, args.cache)
     else:
         bench(ds, embedder, args.split)

@@ -8,6 +8,9 @@ and against infinity-emb serving the same local model directory; in-process
 
     python bench/serve.py [--seconds 10] [--infinity /tmp/infinity-venv/bin/infinity_emb]
 
+With ``--rerank DIR`` it measures /v1/rerank instead: pairs/s for 1 query x 100 passages at
+concurrency 1 and 8, ours and infinity-emb's serving the same cross-encoder directory.
+
 With ``--stall`` it measures only short-query latency (c=1) alone and while a second connection
 sends 8 MB inputs back to back: refused (413) and with ``"truncate": true``.
 
@@ -24,6 +27,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -122,6 +126,15 @@ def run_load(port: int, server: Server, load: Load, pool: list[str], seconds: fl
         ).encode()
         for i in range(0, len(pool) - n + 1, n if n > 1 else 1)
     ]
+    return run_bodies(port, server, bodies, load, seconds)
+
+
+def run_bodies(
+    port: int, server: Server, bodies: list[bytes], load: Load, seconds: float
+) -> Result:
+    """``load.concurrency`` connections sending ``bodies`` in turn for ``seconds``; a request
+    counts ``load.texts_per_request`` texts (pairs, for rerank requests)."""
+    n = load.texts_per_request
 
     async def main() -> list[list[float]]:
         counter = itertools.count()
@@ -211,12 +224,15 @@ def running(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iter
 
 
 @contextmanager
-def embedtune(port: int, workdir: Path) -> Iterator[Server]:
-    """Our API: SQLite under ``workdir``, migrated, with an inference key and no rate limit."""
+def embedtune(port: int, workdir: Path, reranker: Path | None = None) -> Iterator[Server]:
+    """Our API: SQLite under ``workdir``, migrated, with an inference key and no rate limit;
+    with ``reranker`` that directory is served as ``reranker`` on /v1/rerank."""
     from core.services.keys import create_key
     from core.store.db import make_engine, make_session_factory, transaction, upgrade
 
     (workdir / "var").mkdir()
+    if reranker is not None:
+        shutil.copytree(reranker, workdir / "var" / "models" / "reranker")
     db_url = f"sqlite:///{workdir / 'var' / 'embedtune.db'}"
     env = {
         **os.environ,
@@ -232,17 +248,79 @@ def embedtune(port: int, workdir: Path) -> Iterator[Server]:
     argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     with running(argv, env, f"http://127.0.0.1:{port}/healthz", workdir / "embedtune.log"):
-        yield Server(b"/v1/embeddings", MODEL, b"Authorization: Bearer %s\r\n" % key.encode())
+        auth = b"Authorization: Bearer %s\r\n" % key.encode()
+        if reranker is not None:
+            yield Server(b"/v1/rerank", "reranker", auth)
+        else:
+            yield Server(b"/v1/embeddings", MODEL, auth)
 
 
 @contextmanager
-def infinity(binary: str, port: int, model_dir: Path, workdir: Path) -> Iterator[Server]:
+def infinity(
+    binary: str, port: int, model_dir: Path, workdir: Path, *, rerank: bool = False
+) -> Iterator[Server]:
     argv = [binary, "v2", "--model-id", str(model_dir), "--served-model-name", "minilm"]
     argv += ["--engine", "torch", "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--url-prefix", "/v1", "--log-level", "warning", "--api-key", "bench"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     with running(argv, env, f"http://127.0.0.1:{port}/health", workdir / "infinity.log"):
-        yield Server(b"/v1/embeddings", "minilm", b"Authorization: Bearer bench\r\n")
+        path = b"/v1/rerank" if rerank else b"/v1/embeddings"
+        yield Server(path, "minilm", b"Authorization: Bearer bench\r\n")
+
+
+RERANK_DOCS = 100
+RERANK_LOADS = [Load(f"1 query x {RERANK_DOCS} docs, c={c}", RERANK_DOCS, c) for c in (1, 8)]
+
+
+def rerank_bodies(model: str, queries: list[str], passages: list[str]) -> list[bytes]:
+    """One query and ``RERANK_DOCS`` passages per request: the Cohere/Jina/infinity schema."""
+    return [
+        json.dumps(
+            {"model": model, "query": q, "documents": passages[i : i + RERANK_DOCS]}
+        ).encode()
+        for i, q in enumerate(queries[:32])
+    ]
+
+
+def rerank_bench(reranker: Path, args: argparse.Namespace) -> None:
+    """Pairs/s of /v1/rerank (ours, the reranker copied under the models directory) and of
+    infinity-emb's /v1/rerank serving the same cross-encoder directory, in the same run."""
+    queries, passages = texts(args.texts)
+    passages = passages * (1 + RERANK_DOCS // max(len(passages), 1))
+    rows = ["| load | ours pairs/s | p50 ms | infinity pairs/s | p50 ms | ours/infinity |"]
+    rows.append("|---|---:|---:|---:|---:|---:|")
+    results: dict[str, dict[Load, Result]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        with embedtune(port, workdir, reranker) as server:
+            bodies = rerank_bodies(server.model, queries, passages)
+            run_bodies(port, server, bodies, Load("warm-up", RERANK_DOCS, 2), 3)
+            results["ours"] = {
+                load: run_bodies(port, server, bodies, load, args.seconds) for load in RERANK_LOADS
+            }
+            print("embedtune:", results["ours"], flush=True)
+        if Path(args.infinity).exists():
+            port = free_port()
+            with infinity(args.infinity, port, reranker, workdir, rerank=True) as server:
+                bodies = rerank_bodies(server.model, queries, passages)
+                run_bodies(port, server, bodies, Load("warm-up", RERANK_DOCS, 2), 3)
+                results["infinity"] = {
+                    load: run_bodies(port, server, bodies, load, args.seconds)
+                    for load in RERANK_LOADS
+                }
+                print("infinity-emb:", results["infinity"], flush=True)
+        else:
+            print(f"infinity-emb not found at {args.infinity}; see this file's docstring")
+    for load in RERANK_LOADS:
+        o, i = results["ours"][load], results.get("infinity", {}).get(load)
+        theirs = (
+            f"{i.texts_per_s:.0f} | {i.p50_ms:.0f} | {o.texts_per_s / i.texts_per_s:.2f}x"
+            if i
+            else "- | - | -"
+        )
+        rows.append(f"| {load.name} | {o.texts_per_s:.0f} | {o.p50_ms:.0f} | {theirs} |")
+    print("\n".join(rows))
 
 
 def measure(server: Server, port: int, loads: list[Load], pools: dict, seconds: float) -> dict:
@@ -307,7 +385,11 @@ def main() -> None:
     parser.add_argument("--infinity", default="/tmp/infinity-venv/bin/infinity_emb")
     parser.add_argument("--skip-infinity", action="store_true")
     parser.add_argument("--stall", action="store_true", help="only the large-input figure")
+    parser.add_argument("--rerank", type=Path, help="a reranker directory: /v1/rerank only")
     args = parser.parse_args()
+    if args.rerank:
+        rerank_bench(args.rerank, args)
+        return
     if args.stall:
         with tempfile.TemporaryDirectory() as tmp, embedtune(port := free_port(), Path(tmp)) as s:
             run_load(port, s, Load("warm-up", 1, 1), texts(64)[0], 2)

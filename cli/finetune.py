@@ -165,7 +165,19 @@ def _run(
             resume=resume,
             models_dir=settings.models_dir,
             cache=cache,
+            teacher=_teacher(spec, ds, settings, cache),
         )
+
+
+def _teacher(spec: Any, ds: Any, settings: Any, cache: Any) -> Any:
+    """The teacher reranker's (cached) scores when the spec distills one."""
+    if spec.teacher_reranker is None:
+        return None
+    from core.reranking.teachers import reranker_teacher
+    from core.services.models import reranker_for
+
+    reranker = reranker_for(settings, spec.teacher_reranker, allow_paths=True)
+    return reranker_teacher(ds, reranker, cache)
 
 
 class CliReporter:

@@ -15,6 +15,7 @@ from cli import (  # noqa: F401  (registers)
     nudge,
     platform,
     projects,
+    rerank,
 )
 from cli.app import app, print_error
 from core.errors import CoreError

@@ -24,21 +24,18 @@ def sample_texts(limit: int = 400) -> list[str]:
     return [json.loads(x)["text"] for x in lines] + [json.loads(x)["text"] for x in queries]
 
 
-def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
-    """A 2-layer BERT (hidden 32) with a WordPiece vocab trained here; mean pooling, normalized."""
+def _tiny_bert(raw: Path, seed: int):  # -> BertConfig
+    """A WordPiece vocab trained on the sample, saved to ``raw``, and a 2-layer BERT config."""
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import modules as models
     from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertTokenizerFast
 
-    raw = out.parent / f"{out.name}-hf"
     raw.mkdir(parents=True, exist_ok=True)
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(sample_texts(), vocab_size=3000, min_frequency=2)
     BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=True).save_pretrained(raw)
     torch.manual_seed(seed)
-    config = BertConfig(
+    return BertConfig(
         vocab_size=wordpiece.get_vocab_size(),
         hidden_size=32,
         num_hidden_layers=2,
@@ -46,7 +43,16 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(raw, safe_serialization=True)
+
+
+def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
+    """A 2-layer BERT (hidden 32) with a WordPiece vocab trained here; mean pooling, normalized."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertModel
+
+    raw = out.parent / f"{out.name}-hf"
+    BertModel(_tiny_bert(raw, seed)).save_pretrained(raw, safe_serialization=True)
     transformer = models.Transformer(str(raw), max_seq_length=64)
     pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
     SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(
@@ -55,9 +61,25 @@ def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
     return out
 
 
+def build_tiny_reranker(out: Path, *, seed: int = 0) -> Path:
+    """The same tiny BERT with a one-label sequence-classification head: a reranker checkpoint."""
+    from transformers import BertForSequenceClassification
+
+    config = _tiny_bert(out, seed)
+    config.num_labels = 1
+    config.architectures = ["BertForSequenceClassification"]
+    BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_reranker(tmp_path_factory.mktemp("models") / "tiny-reranker")
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def _read(row: ModelRow) -> ModelRead:
         id=row.id,
         created=int(row.created_at.timestamp()),
         owned_by="embedtune",
-        kind="finetuned",
+        kind="reranker" if row.kind == "reranker" else "finetuned",
         reference=row.id,
         method=row.method,
         base_model=row.base_model,

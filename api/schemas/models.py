@@ -15,7 +15,9 @@ class ModelRead(BaseModel):
     object: Literal["model"] = "model"
     created: int = Field(0, description="Unix seconds: when the model was made or installed.")
     owned_by: str = Field(description="The hub organisation of a base model; 'embedtune' else.")
-    kind: Literal["base", "finetuned"]
+    kind: Literal["base", "finetuned", "reranker"] = Field(
+        description="A base model, a fine-tuned embedder, or a fine-tuned reranker (/v1/rerank)."
+    )
     reference: str
     method: str | None = None
     base_model: str | None = None

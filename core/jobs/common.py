@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from dataclasses import MISSING, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.orm import Session
@@ -25,6 +25,9 @@ from core.services import models as models_service
 from core.services.models import model_location
 from core.store import repos
 from core.store.tables import DEFAULT_PROJECT, DatasetRow
+
+if TYPE_CHECKING:
+    from core.reranking.reranker import Reranker
 
 Id = Annotated[SafeText, Field(min_length=1, max_length=40)]
 ModelRef = Annotated[SafeText, Field(min_length=1, max_length=300)]
@@ -125,6 +128,13 @@ def embedder_for(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedde
         query_instruction=options.query_instruction,
         document_instruction=options.document_instruction,
     )
+
+
+def reranker_of(ctx: JobContext, ref: str) -> Reranker:
+    """The reranker ``ref`` names (a tuned reranker id or a reference)."""
+    with ctx.factory() as session:
+        location = model_location(session, ref)
+    return models_service.reranker_for(ctx.settings, location, allow_paths=trusted_path(location))
 
 
 def trusted_path(location: str) -> bool:

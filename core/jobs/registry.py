@@ -16,16 +16,37 @@ from core.jobs.kinds import (
     index,
     mine,
     nudge,
+    rerank_finetune,
     synthesize,
 )
 
 KINDS: dict[str, ModuleType] = {
     kind.TYPE: kind
-    for kind in (eval, index, encode, mine, finetune, nudge, compare, export, synthesize)
+    for kind in (
+        eval,
+        index,
+        encode,
+        mine,
+        finetune,
+        nudge,
+        compare,
+        export,
+        synthesize,
+        rerank_finetune,
+    )
 }
 
 JobType = Literal[
-    "eval", "index", "encode", "mine", "finetune", "nudge", "compare", "export", "synthesize"
+    "eval",
+    "index",
+    "encode",
+    "mine",
+    "finetune",
+    "nudge",
+    "compare",
+    "export",
+    "synthesize",
+    "rerank_finetune",
 ]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobRequest = Annotated[

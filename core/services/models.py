@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,9 @@ from core.settings import Settings
 from core.store import repos
 from core.store.db import after_commit
 from core.store.tables import ModelRow
+
+if TYPE_CHECKING:
+    from core.reranking.reranker import Reranker
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,20 @@ def delete_model(session: Session, *, model_id: str) -> None:
     session.delete(row)
     session.flush()
     after_commit(session, lambda: shutil.rmtree(Path(row.path), ignore_errors=True))
+
+
+def reranker_for(
+    settings: Settings, location: str, *, allow_paths: bool, batch_size: int = 32
+) -> Reranker:
+    """The cross-encoder at ``location`` loaded as this deployment loads models; the one place
+    jobs, serving and the CLI load a reranker."""
+    from core.reranking.reranker import load_reranker
+
+    return load_reranker(
+        location,
+        models_dir=settings.models_dir,
+        allow_paths=allow_paths,
+        device=settings.device,
+        trust_remote_code=settings.trust_remote_code,
+        batch_size=batch_size,
+    )

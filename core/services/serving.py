@@ -6,11 +6,13 @@ import asyncio
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import InvalidInput
 from core.indexing.faiss_index import VectorIndex
 from core.models.embedder import Embedder
 from core.models.resolve import model_not_found
+from core.reranking.reranker import Reranker, is_reranker_dir
 from core.services import datasets as dataset_catalog
-from core.services.models import embedder_for, model_location
+from core.services.models import embedder_for, model_location, reranker_for
 from core.serving.engine import Engine
 from core.serving.search import ServedIndex
 from core.serving.spec import ModelKey, ServeSpec
@@ -46,7 +48,22 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
             **key.overrides,
         )
 
-    return Engine(spec, load_model)
+    def load_reranker(key: ModelKey) -> Reranker:
+        with factory() as session:
+            location = model_location(session, key.ref)
+        reranker = reranker_for(
+            settings, location, allow_paths=location != key.ref, batch_size=spec.max_batch_size
+        )
+        if not is_reranker_dir(reranker.model.path):
+            raise InvalidInput(
+                f"model '{key.ref}' is not a reranker (a sequence-classification model); "
+                "fine-tune one with a rerank_finetune job",
+                code="not_a_reranker",
+                param="model",
+            )
+        return reranker
+
+    return Engine(spec, load_model, load_reranker)
 
 
 class ModelOwners:

@@ -10,9 +10,11 @@ from dataclasses import replace
 from core import metrics
 from core.errors import Conflict, InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
+from core.reranking.reranker import Reranker
 from core.serving.batcher import Batcher, Encoded, Stats
 from core.serving.lru import LoadingLRU
 from core.serving.model import ServedModel
+from core.serving.reranker import ServedReranker
 from core.serving.search import Hit, ServedIndex
 from core.serving.spec import TRUNCATE_HINT, ModelKey, ServeSpec
 from core.serving.token_ids import refused
@@ -20,6 +22,8 @@ from core.serving.vectors import shorten
 
 LoadModel = Callable[[ModelKey], Embedder]
 """Loads the model a key names (runs on a thread); raises ``NotFound`` for an unknown one."""
+LoadReranker = Callable[[ModelKey], Reranker]
+"""Loads the cross-encoder a ``task="rerank"`` key names, like ``LoadModel``."""
 
 
 class Engine:
@@ -30,9 +34,12 @@ class Engine:
         encoded = await engine.embed(ModelKey("sentence-transformers/all-MiniLM-L6-v2"), ["hi"])
     """
 
-    def __init__(self, spec: ServeSpec, load_model: LoadModel) -> None:
+    def __init__(
+        self, spec: ServeSpec, load_model: LoadModel, load_reranker: LoadReranker | None = None
+    ) -> None:
         self.spec = spec
         self._load_model = load_model
+        self._load_reranker = load_reranker
         self._models: LoadingLRU[ModelKey, Batcher] = LoadingLRU(
             spec.model_memory_bytes, lambda b: b.model.nbytes, _unload
         )
@@ -77,6 +84,26 @@ class Engine:
             return encoded
         return Encoded(shorten(encoded.vectors, dimensions), encoded.tokens)
 
+    async def rerank(
+        self, key: ModelKey, query: str, documents: list[str], *, truncate: bool | None = None
+    ) -> Encoded:
+        """One score per document for ``query`` (a column, in document order), batched with
+        concurrent requests for the same reranker; limits as ``embed`` (inputs, characters)."""
+        if not documents:
+            raise InvalidInput("documents is empty", code="empty_input", param="documents")
+        if len(documents) > self.spec.max_inputs:
+            raise TooLarge(
+                f"{len(documents)} documents in one request; at most {self.spec.max_inputs}",
+                code="too_many_inputs",
+                param="documents",
+            )
+        if truncate is None:
+            truncate = self.spec.truncates(key.ref)
+        (query,) = self._bounded([query], truncate, "query")
+        documents = self._bounded(documents, truncate, "documents")
+        batcher = await self._batcher(replace(key, task="rerank"))
+        return await batcher.submit([(query, d) for d in documents], "document", truncate)
+
     async def decode(self, key: ModelKey, inputs: list[list[int]]) -> list[str]:
         """Texts of token ids in the model's own vocabulary (special tokens left out)."""
         batcher = await self._batcher(key)
@@ -117,17 +144,17 @@ class Engine:
             batcher.join(timeout=5)
         self._tokenizers.shutdown(wait=False, cancel_futures=True)
 
-    def _bounded(self, texts: list[str], truncate: bool) -> list[str]:
+    def _bounded(self, texts: list[str], truncate: bool, field: str = "input") -> list[str]:
         bound = self.spec.max_input_chars
         if truncate:
             return [t[:bound] for t in texts]
         for i, text in enumerate(texts):
             if len(text) > bound:
                 raise TooLarge(
-                    f"input {i} has {len(text)} characters, more than the {bound} this server "
-                    f"takes; {TRUNCATE_HINT}",
+                    f"{field.removesuffix('s')} {i} has {len(text)} characters, more than the "
+                    f"{bound} this server takes; {TRUNCATE_HINT}",
                     code="input_too_long",
-                    param=f"input[{i}]",
+                    param=f"{field}[{i}]",
                 )
         return texts
 
@@ -139,8 +166,14 @@ class Engine:
         return batcher
 
     def _start(self, key: ModelKey) -> Batcher:
-        model = ServedModel.wrap(key, self._load_model(key), self.spec)
-        batcher = Batcher(model, self.spec, self._tokenizers)
+        served: ServedModel | ServedReranker
+        if key.task == "rerank":
+            if self._load_reranker is None:
+                raise InvalidInput("this server does not rerank", code="unsupported_model")
+            served = ServedReranker.wrap(key, self._load_reranker(key), self.spec)
+        else:
+            served = ServedModel.wrap(key, self._load_model(key), self.spec)
+        batcher = Batcher(served, self.spec, self._tokenizers)  # type: ignore[arg-type]
         batcher.start()
         metrics.MODELS_LOADED.inc()
         return batcher

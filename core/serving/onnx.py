@@ -53,17 +53,11 @@ class OnnxEncoder:
         if reason := _unsupported(embedder):
             log.info("serving %s with PyTorch: %s", embedder.model.ref, reason)
             return None
-        import onnxruntime
-
         path = cache_dir / f"{embedder.fingerprint}.onnx"
         try:
             if not path.is_file():
                 _export(embedder, path)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = _threads()
-            session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
+            session = cpu_session(path)
         except Exception:  # an architecture the exporter cannot trace: PyTorch still serves it
             log.exception("ONNX export of %s failed; serving it with PyTorch", embedder.model.ref)
             return None
@@ -125,23 +119,33 @@ def _unsupported(embedder: Embedder) -> str | None:
 
 
 def _export(embedder: Embedder, path: Path) -> None:
-    """Export the transformer with dynamic batch and sequence axes, atomically."""
-    import torch
-
+    """Export the transformer (its last hidden state) with dynamic batch and sequence axes."""
     transformer = embedder.st[0]
     sample = transformer.preprocess(["an example", "a second, longer example text"])
+    export_network(transformer.auto_model, sample, "last_hidden_state", "token_embeddings", path)
+
+
+def export_network(
+    network: Any, sample: dict[str, Any], attribute: str, output: str, path: Path
+) -> None:
+    """Export ``network`` (a transformers model) to ``path`` atomically, with dynamic batch and
+    sequence axes: its inputs are the token tensors of ``sample``, its one output the
+    ``attribute`` of the model's output (``last_hidden_state``, ``logits``), named ``output``."""
+    import torch
+
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
-    class LastHidden(torch.nn.Module):
+    class Picked(torch.nn.Module):
         def __init__(self, model: torch.nn.Module) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            return getattr(self.model(**dict(zip(names, inputs, strict=True))), attribute)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]}
+    axes = {n: {0: "batch", 1: "tokens"} for n in names}
+    axes[output] = {0: "batch", 1: "tokens"} if attribute == "last_hidden_state" else {0: "batch"}
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
@@ -150,11 +154,11 @@ def _export(embedder: Embedder, path: Path) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                LastHidden(transformer.auto_model).eval(),
+                Picked(network).eval(),
                 tuple(sample[n] for n in names),
                 tmp,
                 input_names=names,
-                output_names=["token_embeddings"],
+                output_names=[output],
                 dynamic_axes=axes,
                 opset_version=OPSET,
                 dynamo=False,
@@ -162,6 +166,15 @@ def _export(embedder: Embedder, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def cpu_session(path: Path) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session on the CPU with as many threads as torch uses."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _threads() -> int:

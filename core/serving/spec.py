@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class ServeSpec:
 
 @dataclass(frozen=True)
 class ModelKey:
-    """A model as served: its reference plus encoding settings that override its config."""
+    """A model as served: its reference plus encoding settings that override its config, and
+    whether it embeds or reranks (a cross-encoder is loaded apart from an embedder)."""
 
     ref: str
     max_seq_length: int | None = None
     query_instruction: str | None = None
     document_instruction: str | None = None
+    task: Literal["embed", "rerank"] = "embed"
 
     @property
     def overrides(self) -> dict[str, object]:

@@ -15,7 +15,7 @@ from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
 from core.models.loading import fingerprint, load_sentence_transformer
 from core.models.resolve import ResolvedModel, resolve_model
-from core.training.hooks import CancelCheck, LogReporter, Reporter
+from core.training.hooks import CancelCheck, LogReporter, Reporter, Teacher
 from core.training.model_card import write_card, write_history
 from core.training.spec import FinetuneResult, FinetuneSpec
 
@@ -35,6 +35,7 @@ def run_finetune(
     models_dir: Path | None = None,
     allow_paths: bool = True,
     cache: EmbeddingCache | None = None,
+    teacher: Teacher | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``spec.base_model`` on ``train_split`` and write a model directory.
 
@@ -44,6 +45,8 @@ def run_finetune(
     written. ``should_cancel`` is polled every step: on True the run saves its state and raises
     ``Cancelled``. ``cache`` serves base-model embeddings (the "before" metrics, the adapter).
     ``allow_paths=False`` when ``spec.base_model`` came from a client (never a path).
+    ``teacher`` scores (query id, document id) pairs for the distillation losses (the
+    ``spec.teacher_reranker``'s scores, see ``core.reranking.teachers.reranker_teacher``).
     """
     reporter = reporter or LogReporter()
     output_dir = Path(output_dir)
@@ -69,7 +72,9 @@ def run_finetune(
     if spec.method == "adapter":
         run = _train_adapter(spec, dataset, base, output_dir, splits, hooks, cache)
     else:
-        run = _train_transformer(spec, dataset, base, output_dir, splits, hooks)
+        run = _train_transformer(
+            spec, dataset, base, output_dir, splits, {**hooks, "teacher": teacher}
+        )
     base.config.save(output_dir)
     result = FinetuneResult(
         model_dir=output_dir,

@@ -9,6 +9,8 @@ from typing import Protocol
 logger = logging.getLogger(__name__)
 
 CancelCheck = Callable[[], bool]
+Teacher = Callable[[list[tuple[str, str]]], list[float]]
+"""Teacher scores of (query id, document id) pairs, higher is more relevant (distillation)."""
 
 
 class Reporter(Protocol):

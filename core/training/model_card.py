@@ -95,6 +95,8 @@ def _card_fields(spec: FinetuneSpec) -> tuple[str, ...]:
     fields = (*COMMON_FIELDS, *METHOD_FIELDS[spec.method])
     if spec.loss == "cached_mnrl":
         fields = (*fields, "mini_batch_size")
+    if spec.teacher_reranker is not None:
+        fields = (*fields, "teacher_reranker")
     return fields
 
 

@@ -12,7 +12,8 @@ from core.errors import InvalidInput
 from core.safe_values import check_range
 
 Method = Literal["full", "lora", "adapter"]
-Loss = Literal["mnrl", "cached_mnrl", "cosent"]
+Loss = Literal["mnrl", "cached_mnrl", "cosent", "margin_mse", "distill_kl"]
+DISTILL_LOSSES = ("margin_mse", "distill_kl")  # need teacher scores of (query, document) pairs
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Upper bounds of the numeric fields: far above any sensible value, low enough that a typo
 # (``epochs: 1e308``) is refused at submission instead of running for ever in a worker.
@@ -47,6 +48,8 @@ class FinetuneSpec:
     ``query_instruction`` / ``document_instruction`` of ``None`` keep the base model's own.
     ``fp16`` / ``bf16`` / ``gradient_checkpointing`` apply on a GPU only. ``eval_steps`` of
     ``None`` evaluates (and checkpoints) once per epoch; ``save_steps`` must be a multiple of it.
+    ``margin_mse`` / ``distill_kl`` distill ``teacher_reranker``'s scores of each (query,
+    positive, negatives) row (MarginMSE on score margins, KL divergence of the score lists).
     """
 
     method: Method = "full"
@@ -79,6 +82,7 @@ class FinetuneSpec:
     adapter_hidden_dim: int | None = None  # None: one linear layer
     adapter_epochs: int = 20
     adapter_learning_rate: float = 1e-3
+    teacher_reranker: str | None = None  # margin_mse / distill_kl: whose scores are the labels
 
     def __post_init__(self) -> None:
         for name, high in BOUNDS.items():
@@ -101,8 +105,17 @@ class FinetuneSpec:
             raise InvalidInput("num_hard_negatives must be >= 0", param="num_hard_negatives")
         if self.fp16 and self.bf16:
             raise InvalidInput("choose fp16 or bf16, not both", param="bf16")
-        if self.method == "adapter" and self.loss == "cosent":
+        if self.method == "adapter" and self.loss in ("cosent", *DISTILL_LOSSES):
             raise InvalidInput("the query adapter trains on positives, not scores", param="loss")
+        if (self.loss in DISTILL_LOSSES) != (self.teacher_reranker is not None):
+            raise InvalidInput(
+                "losses margin_mse and distill_kl take a teacher_reranker, and only they do",
+                param="teacher_reranker",
+            )
+        if self.loss in DISTILL_LOSSES and self.num_hard_negatives < 1:
+            raise InvalidInput(
+                "distillation needs num_hard_negatives >= 1", param="num_hard_negatives"
+            )
         self._check_steps()
         if self.matryoshka_dims is not None and (
             not self.matryoshka_dims or min(self.matryoshka_dims) <= 0

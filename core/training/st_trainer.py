@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,17 +12,17 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer import losses
 from transformers import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.models.config import ModelConfig
 from core.models.resolve import ResolvedModel
+from core.training.checkpoints import best_metrics, best_step, last_checkpoint
 from core.training.examples import scored_columns, training_triples, triple_columns
-from core.training.hooks import CancelCheck, Reporter
+from core.training.hooks import CancelCheck, Reporter, Teacher
 from core.training.progress_callback import ProgressCallback
 from core.training.retrieval_evaluator import RetrievalEvaluator
-from core.training.spec import FinetuneSpec
+from core.training.spec import DISTILL_LOSSES, FinetuneSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -46,17 +45,35 @@ class TrainRun:
     train_examples: int
 
 
-def train_columns(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> dict[str, list]:
-    """The training table for ``spec.loss``: scored pairs for CoSENT, else query/pos/negs."""
+def train_columns(
+    spec: FinetuneSpec, ds: RetrievalDataset, split: str, teacher: Teacher | None = None
+) -> dict[str, list]:
+    """The training table for ``spec.loss``: scored pairs for CoSENT, else query/pos/negs;
+    the distillation losses add the teacher's ``label`` per row (margins or the score list)."""
     if spec.loss == "cosent":
         return scored_columns(ds, split)
-    return triple_columns(ds, training_triples(ds, split, spec.num_hard_negatives, seed=spec.seed))
+    triples = training_triples(ds, split, spec.num_hard_negatives, seed=spec.seed)
+    columns = triple_columns(ds, triples)
+    if spec.loss in DISTILL_LOSSES:
+        if teacher is None:
+            raise InvalidInput(f"loss '{spec.loss}' needs teacher scores", param="teacher_reranker")
+        width = len(columns) - 1  # positive and negatives
+        pairs = [(t.query_id, d) for t in triples for d in (t.positive_id, *t.negative_ids)[:width]]
+        scores = teacher(pairs)
+        rows = [scores[i * width : (i + 1) * width] for i in range(len(triples))]
+        margins = spec.loss == "margin_mse"
+        columns["label"] = [[r[0] - s for s in r[1:]] if margins else list(r) for r in rows]
+    return columns
 
 
 def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Module:
     """MNRL (in-batch + hard negatives), its cached variant, or CoSENT; Matryoshka-wrapped."""
     if spec.loss == "cosent":
         loss: torch.nn.Module = losses.CoSENTLoss(model, scale=spec.scale)
+    elif spec.loss == "margin_mse":
+        loss = losses.MarginMSELoss(model)
+    elif spec.loss == "distill_kl":
+        loss = losses.DistillKLDivLoss(model)
     elif spec.loss == "cached_mnrl":
         loss = losses.CachedMultipleNegativesRankingLoss(
             model, scale=spec.scale, mini_batch_size=spec.mini_batch_size
@@ -76,7 +93,7 @@ def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Modul
 def column_settings(columns: list[str], config: ModelConfig) -> tuple[dict, dict]:
     """Per-column prompts and routes: the first column is the query side, the rest documents,
     so training encodes text exactly as ``Embedder.encode`` does at evaluation."""
-    text_columns = [c for c in columns if c != "score"]
+    text_columns = [c for c in columns if c not in ("score", "label")]
     routes = {c: "query" if i == 0 else "document" for i, c in enumerate(text_columns)}
     instruction = {"query": config.query_instruction, "document": config.document_instruction}
     prompts = {c: instruction[route] for c, route in routes.items() if instruction[route]}
@@ -139,12 +156,14 @@ def train_st(
     reporter: Reporter,
     should_cancel: CancelCheck | None,
     resume: bool,
+    teacher: Teacher | None = None,
 ) -> TrainRun:
-    """Train ``model`` in place on ``splits[0]``, evaluating on ``splits[1]`` when given."""
+    """Train ``model`` in place on ``splits[0]``, evaluating on ``splits[1]`` when given;
+    ``teacher`` scores (query id, document id) pairs for the distillation losses."""
     from datasets import Dataset
 
     train_split, val_split = splits
-    table: Dataset = Dataset.from_dict(train_columns(spec, ds, train_split))
+    table: Dataset = Dataset.from_dict(train_columns(spec, ds, train_split, teacher))
     evaluator = RetrievalEvaluator(ds, val_split, base) if val_split else None
     progress = ProgressCallback(reporter, should_cancel)
     ckpt = output_dir / CHECKPOINTS
@@ -158,7 +177,7 @@ def train_st(
         callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # the reporter gets the logs instead
-    last = _last_checkpoint(ckpt, resume)
+    last = last_checkpoint(ckpt, resume)
     if last:
         reporter.on_event(f"resuming from {Path(last).name}")
     output = trainer.train(resume_from_checkpoint=last)
@@ -170,30 +189,9 @@ def train_st(
     return TrainRun(
         model=trainer.model,
         history=trainer.state.log_history,
-        best_metrics=_best_metrics(trainer.state),
-        best_step=_best_step(trainer.state.best_model_checkpoint),
+        best_metrics=best_metrics(trainer.state),
+        best_step=best_step(trainer.state.best_model_checkpoint),
         train_seconds=elapsed,
         samples_per_second=samples / max(elapsed, 1e-9),
         train_examples=len(table),
     )
-
-
-def _last_checkpoint(ckpt: Path, resume: bool) -> str | None:
-    if not resume:
-        shutil.rmtree(ckpt, ignore_errors=True)
-        return None
-    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-
-
-def _best_step(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
-
-
-def _best_metrics(state: Any) -> dict[str, float]:
-    """The evaluation metrics logged at the best checkpoint (else the last evaluation)."""
-    evals = [entry for entry in state.log_history if "eval_ndcg@10" in entry]
-    best = _best_step(state.best_model_checkpoint)
-    chosen = [e for e in evals if e.get("step") == best] or evals[-1:]
-    if not chosen:
-        return {}
-    return {k.removeprefix("eval_"): v for k, v in chosen[-1].items() if "@" in k}

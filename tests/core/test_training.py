@@ -50,23 +50,29 @@ class Recorder:
         self.events.append(message)
 
 
-@pytest.fixture(scope="module")
-def small(sample_dir: Path) -> RetrievalDataset:
-    """48 judged train queries over ~200 documents, 3 negatives each, split 36/12."""
+def small_dataset(sample_dir: Path, queries: int = 48, others: int = 150) -> RetrievalDataset:
+    """``queries`` judged train queries of the sample over their positives and ``others``
+    documents, 3 random negatives each, split 75/25 by query."""
     ds = load_dataset(sample_dir)
     rng = random.Random(0)
-    train = dict(list(ds.qrels["train"].items())[:48])
+    train = dict(list(ds.qrels["train"].items())[:queries])
     positives = {d for judged in train.values() for d in judged}
-    others = [d for d in ds.corpus if d not in positives][:150]
+    rest = [d for d in ds.corpus if d not in positives][:others]
     small = RetrievalDataset(
-        corpus={d: ds.corpus[d] for d in [*positives, *others]},
+        corpus={d: ds.corpus[d] for d in [*positives, *rest]},
         queries={q: ds.queries[q] for q in train},
         qrels={"train": train},
-        negatives={q: rng.sample(others, 3) for q in train},
+        negatives={q: rng.sample(rest, 3) for q in train},
         name="scifact-tiny",
         source_format="beir",
     )
     return split_by_query(small, val_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def small(sample_dir: Path) -> RetrievalDataset:
+    """48 judged train queries over ~200 documents, 3 negatives each, split 36/12."""
+    return small_dataset(sample_dir)
 
 
 @pytest.fixture(scope="module")

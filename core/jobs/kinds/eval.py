@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.metrics import HEADLINE_METRICS
+from core.evaluation.report import EvalReport
 from core.indexing.faiss_index import IndexSpec
 from core.jobs.common import (
     EncodingOptions,
@@ -21,15 +24,18 @@ from core.jobs.common import (
     check_model,
     dataset_of,
     embedder_for,
+    reranker_of,
     stages,
 )
 from core.jobs.context import JobContext
+from core.models.embedder import Embedder
 from core.names import Name
 from core.store.tables import JobRow
 
 TYPE = "eval"
 QUEUE = "cpu"
 REPORT = "report.json"  # in the job's artifacts
+RERANK_REPORT = "rerank.json"
 SPANS = {"encode_corpus": (0.05, 0.8), "encode_queries": (0.85, 0.05), "index": (0.9, 0.05)}
 
 
@@ -41,6 +47,15 @@ class EvalJobSpec(EncodingOptions):
     )
     split: Name = "test"
     index: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
+    reranker: ModelRef | None = Field(
+        None, description="A reranker (cross-encoder) that reorders the model's top rerank_top_k."
+    )
+    rerank_top_k: int = Field(100, ge=1, le=1000)
+    fusion_split: Name | None = Field(
+        None,
+        description="The split the fusion weight is chosen on; None: 'val' when the dataset has "
+        "it, else 20% of the train queries held out as the fine-tunes hold them out.",
+    )
 
 
 class EvalJob(SpecModel):
@@ -49,8 +64,10 @@ class EvalJob(SpecModel):
 
 
 def check(session: Session, spec: EvalJobSpec, sub: Submission) -> None:
-    check_dataset(session, spec.dataset_id, sub, spec.split)
+    check_dataset(session, spec.dataset_id, sub, spec.split, spec.fusion_split)
     check_model(session, spec.model, sub, remote=True)
+    if spec.reranker is not None:
+        check_model(session, spec.reranker, sub)
 
 
 def plan(session: Session, job: JobRow, spec: EvalJobSpec) -> list[JobRow]:
@@ -71,12 +88,49 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
     report.save(ctx.artifacts / REPORT)
     ctx.metrics(0, report.metrics)
     ctx.log(f"nDCG@10 {report.metrics['ndcg@10']:.4f} on {report.num_queries} queries")
-    return {
+    result = {
         "metrics": {k: report.metrics[k] for k in HEADLINE_METRICS},
         "num_queries": report.num_queries,
         "num_documents": report.num_documents,
         "truncated": report.truncated,
         "report": REPORT,
+    }
+    if spec.reranker is not None:
+        result["rerank"] = _rerank(ctx, spec, ds, embedder, report)
+    return result
+
+
+def _rerank(
+    ctx: JobContext, spec: EvalJobSpec, ds: RetrievalDataset, embedder: Embedder, report: EvalReport
+) -> dict[str, Any]:
+    """The first stage's top k reranked and fused; the summary (the whole report is saved)."""
+    from core.reranking.pipeline import rerank_embedder
+
+    ctx.progress(0.95, stage="rerank", force=True)
+    reranked = rerank_embedder(
+        ds,
+        embedder,
+        reranker_of(ctx, spec.reranker),
+        split=spec.split,
+        top_k=spec.rerank_top_k,
+        val_split=spec.fusion_split,
+        first_report=report,
+        cache=cache_of(ctx),
+    )
+    (ctx.artifacts / RERANK_REPORT).write_text(json.dumps(reranked.to_dict(), indent=1), "utf-8")
+    ctx.log(f"reranked: {reranked.verdict}")
+    return {
+        "metrics": {
+            name: {k: values[k] for k in HEADLINE_METRICS}
+            for name, values in reranked.metrics.items()
+        },
+        "weight": reranked.weight,
+        "weight_from": reranked.weight_from,
+        "helps": reranked.helps,
+        "verdict": reranked.verdict,
+        "latency": reranked.latency,
+        "top_k": reranked.top_k,
+        "report": RERANK_REPORT,
     }
 
 

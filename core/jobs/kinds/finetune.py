@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out, split_by_query
 from core.jobs.common import (
     Id,
@@ -18,6 +19,7 @@ from core.jobs.common import (
     check_model,
     dataset_of,
     fields_of,
+    reranker_of,
     trusted_path,
 )
 from core.jobs.context import JobContext
@@ -26,6 +28,7 @@ from core.services.models import model_location
 from core.store import repos
 from core.store.db import transaction
 from core.store.tables import JobRow, ModelRow
+from core.training.hooks import Teacher
 from core.training.spec import FinetuneSpec
 
 TYPE = "finetune"
@@ -63,6 +66,8 @@ def finetune_spec(spec: FinetuneJobSpec, base_model: str) -> FinetuneSpec:
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
     finetune_spec(spec, check_model(session, spec.base_model, sub))
+    if spec.params.teacher_reranker is not None:
+        check_model(session, spec.params.teacher_reranker, sub)
 
 
 def plan(session: Session, job: JobRow, spec: FinetuneJobSpec) -> list[JobRow]:
@@ -103,9 +108,10 @@ class DbReporter:
         self.ctx.log(message)
 
 
-def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
-    from core.training import run_finetune
-
+def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDataset, str]:
+    """The dataset of a training job (``FinetuneJobSpec`` or a spec with the same split
+    fields) without the queries its held-out splits judge, and its validation split: the
+    one named, else ``val`` held out of the train queries as the CLI does (by query, seeded)."""
     ds = dataset_of(ctx, spec.dataset_id)
     for split in spec.held_out_splits:
         if split in ds.qrels and split != spec.train_split:
@@ -115,20 +121,42 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
                     f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
                     "not trained on"
                 )
+    if spec.val_split is not None:
+        return ds, spec.val_split
+    names = (spec.train_split, "val")
+    ds = split_by_query(
+        ds, source=spec.train_split, val_fraction=spec.val_fraction, seed=seed, names=names
+    )
+    return ds, "val"
+
+
+def store_model(ctx: JobContext, spec: Any, *, kind: str, path: str, metrics: dict) -> str:
+    """Upsert the model version the job made (by job id) and return its id."""
+    with transaction(ctx.factory) as session:
+        row = repos.upsert_by_job(
+            session,
+            ModelRow,
+            job_id=ctx.job_id,
+            project_id=repos.job_project(session, job_id=ctx.job_id),
+            reference="",
+            kind=kind,
+            method=spec.method,
+            base_model=spec.base_model,
+            path=path,
+            dataset_id=spec.dataset_id,
+            metrics=metrics,
+        )
+        row.reference = row.id
+        return row.id
+
+
+def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
+    from core.training import run_finetune
+
     with ctx.factory() as session:
         base = model_location(session, spec.base_model)
     domain = finetune_spec(spec, base)
-    val_split = spec.val_split
-    if val_split is None:  # held out as the CLI does: by query, with the spec's seed
-        names = (spec.train_split, "val")
-        ds = split_by_query(
-            ds,
-            source=spec.train_split,
-            val_fraction=spec.val_fraction,
-            seed=domain.seed,
-            names=names,
-        )
-        val_split = "val"
+    ds, val_split = training_data(ctx, spec, domain.seed)
     ctx.progress(0.02, stage="preparing", force=True)
     result = run_finetune(
         domain,
@@ -142,30 +170,26 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         models_dir=ctx.settings.models_dir,
         allow_paths=trusted_path(base),
         cache=cache_of(ctx),
+        teacher=_teacher(ctx, ds, domain),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
-    with transaction(ctx.factory) as session:
-        row = repos.upsert_by_job(
-            session,
-            ModelRow,
-            job_id=ctx.job_id,
-            project_id=repos.job_project(session, job_id=ctx.job_id),
-            reference="",
-            kind="finetuned",
-            method=spec.method,
-            base_model=spec.base_model,
-            path=str(result.model_dir),
-            dataset_id=spec.dataset_id,
-            metrics=metrics,
-        )
-        row.reference = row.id
-        model_id = row.id
+    model_id = store_model(ctx, spec, kind="finetuned", path=str(result.model_dir), metrics=metrics)
     return {
         "model_id": model_id,
         "metrics": metrics,
         "train_seconds": result.train_seconds,
         "samples_per_second": result.samples_per_second,
     }
+
+
+def _teacher(ctx: JobContext, ds: RetrievalDataset, spec: FinetuneSpec) -> Teacher | None:
+    """The teacher reranker's scores for distillation, each pair scored once (cached)."""
+    if spec.teacher_reranker is None:
+        return None
+    from core.reranking.teachers import reranker_teacher
+
+    reranker = reranker_of(ctx, spec.teacher_reranker)
+    return reranker_teacher(ds, reranker, cache_of(ctx))
 
 
 Spec, Request = FinetuneJobSpec, FinetuneJob  # the names every kind module has

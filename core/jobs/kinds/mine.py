@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -20,11 +21,13 @@ from core.jobs.common import (
     dataset_of,
     embedder_for,
     fields_of,
+    reranker_of,
     stages,
 )
 from core.jobs.context import JobContext
 from core.mining import MiningSpec
 from core.names import Name
+from core.reranking.mining_filter import OVERSAMPLE, filter_with_reranker
 from core.services import datasets as dataset_catalog
 from core.store import repos
 from core.store.db import transaction
@@ -46,6 +49,12 @@ class MineJobSpec(EncodingOptions):
     model: ModelRef
     split: Name = "train"
     options: MiningOptions = Field(default_factory=lambda: MiningOptions())
+    reranker: ModelRef | None = Field(
+        None,
+        description="Positive-aware mining: also drop negatives this reranker scores close to "
+        "or above the query's positives (twice the negatives are mined, then filtered).",
+    )
+    rerank_margin: float = Field(0.05, ge=0, lt=1, description="Relative to the positive.")
 
 
 class MineJob(SpecModel):
@@ -54,13 +63,20 @@ class MineJob(SpecModel):
 
 
 def mining_spec(spec: MineJobSpec) -> MiningSpec:
-    """The domain spec; values out of range raise ``InvalidInput``."""
-    return MiningSpec(**spec.options.model_dump(), split=spec.split)
+    """The domain spec; values out of range raise ``InvalidInput``. With a reranker, more
+    negatives are mined (``OVERSAMPLE`` per kept one, within the window) for it to filter."""
+    domain = MiningSpec(**spec.options.model_dump(), split=spec.split)
+    if spec.reranker is None:
+        return domain
+    wanted = min(domain.num_negatives * OVERSAMPLE, domain.range_max - domain.range_min)
+    return replace(domain, num_negatives=wanted)
 
 
 def check(session: Session, spec: MineJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.split)
     check_model(session, spec.model, sub)
+    if spec.reranker is not None:
+        check_model(session, spec.reranker, sub)
     mining_spec(spec)
 
 
@@ -88,6 +104,17 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
     )
     (ctx.artifacts / "mining_report.json").write_text(json.dumps(report.as_dict(), indent=1))
     ctx.log(f"mined {report.negatives} negatives for {report.queries} queries")
+    filtered = None
+    if spec.reranker is not None:
+        mined, filtered = filter_with_reranker(
+            mined,
+            spec.split,
+            reranker_of(ctx, spec.reranker),
+            margin=spec.rerank_margin,
+            keep=spec.options.num_negatives,
+            cache=cache_of(ctx),
+        )
+        ctx.log(f"the reranker dropped {filtered.dropped} of {filtered.scored} negatives")
     with transaction(ctx.factory) as session:
         row = dataset_catalog.store_dataset(
             session,
@@ -99,10 +126,11 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         dataset_id = row.id
     return {
         "dataset_id": dataset_id,
-        "negatives": report.negatives,
+        "negatives": filtered.kept if filtered else report.negatives,
         "queries": report.queries,
         "queries_short": report.queries_short,
         "removed": report.removed,
+        **({"reranker_filter": filtered.as_dict()} if filtered else {}),
     }
 
 

@@ -1,0 +1,31 @@
+"""Trainer checkpoints shared by every transformers-based fine-tune: resume, best step, metrics."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers.trainer_utils import get_last_checkpoint
+
+
+def last_checkpoint(ckpt: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from (removing them all when not resuming)."""
+    if not resume:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        return None
+    return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+
+
+def best_step(checkpoint: str | None) -> int | None:
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
+
+
+def best_metrics(state: Any) -> dict[str, float]:
+    """The evaluation metrics logged at the best checkpoint (else the last evaluation)."""
+    evals = [entry for entry in state.log_history if "eval_ndcg@10" in entry]
+    best = best_step(state.best_model_checkpoint)
+    chosen = [e for e in evals if e.get("step") == best] or evals[-1:]
+    if not chosen:
+        return {}
+    return {k.removeprefix("eval_"): v for k, v in chosen[-1].items() if "@" in k}
