@@ -1,6 +1,7 @@
 """On-disk embedding cache: encode a text once per (model, instruction, max length, normalization).
 
-Layout: ``<root>/<key>/`` holds shards ``<n>.npy`` (float32 vectors) beside ``<n>.keys.npy``
+Layout: ``<root>/<key>/`` holds shards ``<n>.npy`` (float32 vectors, or float16 token matrices
+of late-interaction models) beside ``<n>.keys.npy``
 (the 20-byte sha1 digests of the texts, as uint8 rows). A lookup encodes only the texts no
 shard holds and writes them as one new shard, atomically, so concurrent writers never collide.
 """
@@ -59,7 +60,7 @@ class EmbeddingCache:
         missing = list(dict.fromkeys(d for d in digests if d not in found))
         if missing:
             text_of = dict(zip(digests, texts, strict=True))
-            vectors = np.asarray(encode([text_of[d] for d in missing]), dtype=np.float32)
+            vectors = _stored(encode([text_of[d] for d in missing]))
             self._write_shard(folder, key, missing, vectors)
             found.update(zip(missing, vectors, strict=True))
         out = np.stack([found[d] for d in digests]) if digests else np.zeros((0, 0), np.float32)
@@ -89,6 +90,12 @@ class EmbeddingCache:
         _atomic_save(
             folder / f"{name}.keys.npy", np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
         )
+
+
+def _stored(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows, or float16 as given (token vectors of late-interaction models)."""
+    vectors = np.asarray(vectors)
+    return vectors if vectors.dtype == np.float16 else vectors.astype(np.float32)
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

@@ -178,9 +178,14 @@ def _train_transformer(
     if note := gpu_note(spec):
         hooks["reporter"].on_event(note)
         logger.info(note)
+    model = base.st
     if spec.method == "lora":
         add_lora(base.st, spec)
-    run = train_st(spec, ds, base.st, base.model, out, splits=splits, **hooks)
+    elif spec.method == "colbert":
+        from core.training.multi_vector import start_model
+
+        model = start_model(base.model, spec)
+    run = train_st(spec, ds, model, base.model, out, splits=splits, **hooks)
     run.model.save_pretrained(str(out), create_model_card=False)
     return run
 
