@@ -7,17 +7,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import numpy as np
+
 from core.errors import Conflict, InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
+from core.models.multi_vector import MultiVectorEmbedder
 from core.serving.batcher import Batcher, Encoded, Stats
 from core.serving.lru import LoadingLRU
 from core.serving.model import ServedModel
+from core.serving.multi_vector import ServedMultiVector
 from core.serving.search import Hit, ServedIndex
 from core.serving.spec import TRUNCATE_HINT, ModelKey, ServeSpec
 from core.serving.token_ids import refused
 from core.serving.vectors import shorten
 
-LoadModel = Callable[[ModelKey], Embedder]
+LoadModel = Callable[[ModelKey], Embedder | MultiVectorEmbedder]
 """Loads the model a key names (runs on a thread); raises ``NotFound`` for an unknown one."""
 
 
@@ -34,6 +38,10 @@ class Engine:
         self._load_model = load_model
         self._models: LoadingLRU[ModelKey, Batcher] = LoadingLRU(
             spec.model_memory_bytes, lambda b: b.model.nbytes, Batcher.close
+        )
+        # late-interaction models share the model budget's size, in their own LRU
+        self._late: LoadingLRU[ModelKey, ServedMultiVector] = LoadingLRU(
+            spec.model_memory_bytes, lambda m: m.nbytes
         )
         self._indexes: LoadingLRU[str, ServedIndex] = LoadingLRU(
             spec.index_memory_bytes, lambda i: i.nbytes
@@ -52,14 +60,7 @@ class Engine:
         """Embeddings of ``texts`` in order; ``dimensions`` keeps the first ones, renormalized.
         Inputs over ``max_input_chars`` are refused before any model work, or cut to it;
         ``truncate`` None takes the spec's default for the model."""
-        if not texts:
-            raise InvalidInput("input is empty", code="empty_input", param="input")
-        if len(texts) > self.spec.max_inputs:
-            raise TooLarge(
-                f"{len(texts)} inputs in one request; at most {self.spec.max_inputs}",
-                code="too_many_inputs",
-                param="input",
-            )
+        self._check_count(texts)
         if truncate is None:
             truncate = self.spec.truncates(key.ref)
         texts = self._bounded(texts, truncate)
@@ -76,6 +77,37 @@ class Engine:
             return encoded
         return Encoded(shorten(encoded.vectors, dimensions), encoded.tokens)
 
+    async def embed_tokens(
+        self,
+        key: ModelKey,
+        texts: list[str],
+        *,
+        side: Side = "document",
+        truncate: bool | None = None,
+    ) -> tuple[list[np.ndarray], int]:
+        """A late-interaction model's token vectors of each text, and the tokens read;
+        ``InvalidInput`` (``not_multi_vector``) for a model that gives one vector per text."""
+        self._check_count(texts)
+        if truncate is None:
+            truncate = self.spec.truncates(key.ref)
+        texts = self._bounded(texts, truncate)
+        model = await self._late.get(
+            key, lambda: ServedMultiVector.wrap(key, self._load_model(key))
+        )
+        return await asyncio.to_thread(model.encode, texts, side, truncate)
+
+    async def score_pairs(
+        self, key: ModelKey, queries: list[str], documents: list[str]
+    ) -> tuple[list[float], int]:
+        """MaxSim scores of (query, document) pairs with a late-interaction model."""
+        self._check_count(queries)
+        texts = self._bounded([*queries, *documents], True)
+        model = await self._late.get(
+            key, lambda: ServedMultiVector.wrap(key, self._load_model(key))
+        )
+        n = len(queries)
+        return await asyncio.to_thread(model.score, texts[:n], texts[n:])
+
     async def decode(self, key: ModelKey, inputs: list[list[int]]) -> list[str]:
         """Texts of token ids in the model's own vocabulary (special tokens left out)."""
         batcher = await self._batcher(key)
@@ -91,17 +123,26 @@ class Engine:
         """Top ``top_k`` documents per query, from the index loaded once by ``load``; and the
         tokens the queries took. Queries are encoded on the query side, truncated if long."""
         index = await self._indexes.get(index_id, load)
+        if index.multi_vector:
+            return await self._search_tokens(index_id, index, queries, top_k)
         batcher = await self._batcher(index.model)
         if batcher.model.embedder.fingerprint != index.fingerprint:
-            raise Conflict(
-                f"index '{index_id}' was built with another version of model "
-                f"'{index.model.ref}'; build the index again",
-                code="index_model_changed",
-                param="index_id",
-            )
+            raise _model_changed(index_id, index)
         encoded = await self.embed(index.model, queries, side="query", truncate=True)
         hits = await asyncio.to_thread(index.search, encoded.vectors, top_k)
         return hits, encoded.tokens
+
+    async def _search_tokens(
+        self, index_id: str, index: ServedIndex, queries: list[str], top_k: int
+    ) -> tuple[list[list[Hit]], int]:
+        key = index.model
+        model = await self._late.get(
+            key, lambda: ServedMultiVector.wrap(key, self._load_model(key))
+        )
+        if model.embedder.fingerprint != index.fingerprint:
+            raise _model_changed(index_id, index)
+        vectors, tokens = await self.embed_tokens(key, queries, side="query", truncate=True)
+        return await asyncio.to_thread(index.search, vectors, top_k), tokens
 
     def stats(self) -> dict[ModelKey, Stats]:
         """The work each loaded model did so far."""
@@ -111,9 +152,20 @@ class Engine:
         """Stop every model's worker after the work it has queued."""
         batchers = self._models.values()
         self._models.clear()
+        self._late.clear()
         for batcher in batchers:
             batcher.join(timeout=5)
         self._tokenizers.shutdown(wait=False, cancel_futures=True)
+
+    def _check_count(self, texts: list[str]) -> None:
+        if not texts:
+            raise InvalidInput("input is empty", code="empty_input", param="input")
+        if len(texts) > self.spec.max_inputs:
+            raise TooLarge(
+                f"{len(texts)} inputs in one request; at most {self.spec.max_inputs}",
+                code="too_many_inputs",
+                param="input",
+            )
 
     def _bounded(self, texts: list[str], truncate: bool) -> list[str]:
         bound = self.spec.max_input_chars
@@ -137,7 +189,24 @@ class Engine:
         return batcher
 
     def _start(self, key: ModelKey) -> Batcher:
-        model = ServedModel.wrap(key, self._load_model(key), self.spec)
+        embedder = self._load_model(key)
+        if isinstance(embedder, MultiVectorEmbedder):
+            raise InvalidInput(
+                f"model '{key.ref}' is a late-interaction (ColBERT) model: it gives token "
+                'vectors; send "output": "multi_vector"',
+                code="multi_vector_model",
+                param="output",
+            )
+        model = ServedModel.wrap(key, embedder, self.spec)
         batcher = Batcher(model, self.spec, self._tokenizers)
         batcher.start()
         return batcher
+
+
+def _model_changed(index_id: str, index: ServedIndex) -> Conflict:
+    return Conflict(
+        f"index '{index_id}' was built with another version of model "
+        f"'{index.model.ref}'; build the index again",
+        code="index_model_changed",
+        param="index_id",
+    )

@@ -114,7 +114,7 @@ class FinetuneSpec:
         if self.fp16 and self.bf16:
             raise InvalidInput("choose fp16 or bf16, not both", param="bf16")
         if self.method == "colbert" and self.loss == "cosent":
-            raise InvalidInput("ColBERT trains on positives and negatives, not scores", param="loss")
+            raise InvalidInput("ColBERT trains on positives and negatives", param="loss")
         if self.method == "adapter" and self.loss == "cosent":
             raise InvalidInput("the query adapter trains on positives, not scores", param="loss")
         self._check_steps()

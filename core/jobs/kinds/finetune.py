@@ -1,4 +1,4 @@
-"""finetune: train a model (full, LoRA or a query adapter) into a new model version."""
+"""finetune: train a model (full, LoRA, a query adapter or ColBERT) into a new model version."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name=
 class FinetuneJobSpec(SpecModel):
     dataset_id: Id
     base_model: ModelRef
-    method: Literal["full", "lora", "adapter"] = "full"
+    method: Literal["full", "lora", "adapter", "colbert"] = "full"
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
