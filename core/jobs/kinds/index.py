@@ -52,8 +52,15 @@ class IndexJob(SpecModel):
 
 def check(session: Session, spec: IndexJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub)
-    location = check_model(session, spec.model, sub)
-    if spec.kind != "auto" and Path(location).is_dir() and is_multi_vector(Path(location)):
+    location = Path(check_model(session, spec.model, sub))
+    if not location.is_absolute() and sub.models_dir is not None:
+        location = sub.models_dir / location  # a model an operator put in the models directory
+    if location.is_dir() and is_multi_vector(location):
+        _check_kind(spec)
+
+
+def _check_kind(spec: IndexJobSpec) -> None:
+    if spec.kind != "auto":
         raise InvalidInput(
             f"model '{spec.model}' is a ColBERT model: its index is exact MaxSim; "
             "leave kind as 'auto'",
@@ -96,6 +103,7 @@ def _token_index(
 ) -> dict[str, Any]:
     """Every document's token vectors in a MaxSim index, refused before any encoding when
     its estimated size is over the ``late_index_memory_mb`` budget."""
+    _check_kind(spec)
     doc_ids = list(ds.corpus)
     texts = [ds.corpus[d].full_text for d in doc_ids]
     limit = embedder.max_seq_length
