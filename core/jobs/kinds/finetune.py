@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -21,6 +22,7 @@ from core.jobs.common import (
 )
 from core.jobs.context import JobContext
 from core.models.cache import EmbeddingCache
+from core.models.decoder import default_method
 from core.names import Name
 from core.services.models import model_location
 from core.store import repos
@@ -36,7 +38,9 @@ FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name=
 class FinetuneJobSpec(SpecModel):
     dataset_id: Id
     base_model: ModelRef
-    method: Literal["full", "lora", "adapter", "colbert"] = "full"
+    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
+        None, description="None: lora for an LLM decoder base model, full otherwise."
+    )
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -54,15 +58,18 @@ class FinetuneJob(SpecModel):
     spec: FinetuneJobSpec
 
 
-def finetune_spec(spec: FinetuneJobSpec, base_model: str) -> FinetuneSpec:
+def finetune_spec(
+    spec: FinetuneJobSpec, base_model: str, models_dir: Path | None = None
+) -> FinetuneSpec:
     """The domain spec; values out of range raise ``InvalidInput``."""
     params = spec.params.model_dump()
-    return FinetuneSpec(**params, method=spec.method, base_model=base_model)
+    method = spec.method or default_method(base_model, models_dir)
+    return FinetuneSpec(**params, method=method, base_model=base_model)
 
 
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
-    finetune_spec(spec, check_model(session, spec.base_model, sub))
+    finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)
 
 
 def plan(session: Session, job: JobRow, spec: FinetuneJobSpec) -> list[JobRow]:
@@ -100,7 +107,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
                 )
     with ctx.factory() as session:
         base = model_location(session, spec.base_model)
-    domain = finetune_spec(spec, base)
+    domain = finetune_spec(spec, base, ctx.settings.models_dir)
     val_split = spec.val_split
     if val_split is None:  # held out as the CLI does: by query, with the spec's seed
         names = (spec.train_split, "val")
@@ -135,7 +142,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
             project_id=repos.job_project(session, job_id=ctx.job_id),
             reference="",
             kind="finetuned",
-            method=spec.method,
+            method=domain.method,
             base_model=spec.base_model,
             path=str(result.model_dir),
             dataset_id=spec.dataset_id,
