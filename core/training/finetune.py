@@ -70,7 +70,7 @@ def run_finetune(
     if spec.method == "adapter":
         run = _train_adapter(spec, dataset, base, output_dir, splits, hooks, cache)
     else:
-        run = _train_transformer(spec, dataset, base, output_dir, splits, hooks)
+        run = _train_transformer(spec, dataset, base, output_dir, splits, hooks, cache)
     base.config.save(output_dir)
     result = FinetuneResult(
         model_dir=output_dir,
@@ -182,6 +182,7 @@ def _train_transformer(
     out: Path,
     splits: tuple[str, str | None],
     hooks: dict,
+    cache: EmbeddingCache | None,
 ):
     from core.training.lora import add_lora, save_merged
     from core.training.st_trainer import gpu_note, train_st
@@ -189,14 +190,16 @@ def _train_transformer(
     if note := gpu_note(spec):
         hooks["reporter"].on_event(note)
         logger.info(note)
-    model = base.st
+    model, columns = base.st, None
     if spec.method == "lora":
         add_lora(base.st, spec, lora_targets(base.model.path))
     elif spec.method == "colbert":
-        from core.training.multi_vector import start_model
+        from core.training.multi_vector import distillation_columns, start_model
 
+        if spec.loss == "distillation":  # the base encoder teaches, before it is replaced
+            columns = distillation_columns(spec, ds, splits[0], base, cache)
         model = start_model(base.model, spec)
-    run = train_st(spec, ds, model, base.model, out, splits=splits, **hooks)
+    run = train_st(spec, ds, model, base.model, out, splits=splits, columns=columns, **hooks)
     run.model.save_pretrained(str(out), create_model_card=False)
     if spec.method == "lora":  # the adapter (served) and its merged weights beside it
         base.config.save(out)

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from core.datasets.model import RetrievalDataset
+from core.evaluation.evaluator import encode_cached
+from core.models.cache import EmbeddingCache
+from core.models.embedder import Embedder
 from core.models.multi_vector import set_lengths
 from core.models.resolve import ResolvedModel
-from core.training.spec import FinetuneSpec
+from core.training.examples import training_triples, triple_columns
+from core.training.spec import DENSE_SCALE, FinetuneSpec
 
 if TYPE_CHECKING:
     import torch
@@ -34,11 +41,35 @@ def start_model(base: ResolvedModel, spec: FinetuneSpec) -> MultiVectorEncoder:
 
 
 def multi_vector_loss(spec: FinetuneSpec, model: MultiVectorEncoder) -> torch.nn.Module:
-    """MNRL over MaxSim scores (in-batch + hard negatives), or its cached variant."""
+    """MNRL over MaxSim scores (in-batch + hard negatives), its cached variant, or KL
+    distillation of a teacher's scores."""
     from sentence_transformers.multi_vector_encoder import losses
 
+    if spec.loss == "distillation":
+        return losses.MultiVectorDistillKLDivLoss(model)
     if spec.loss == "cached_mnrl":
         return losses.CachedMultiVectorMultipleNegativesRankingLoss(
             model, scale=spec.loss_scale, mini_batch_size=spec.mini_batch_size
         )
     return losses.MultiVectorMultipleNegativesRankingLoss(model, scale=spec.loss_scale)
+
+
+def distillation_columns(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    split: str,
+    teacher: Embedder,
+    cache: EmbeddingCache | None,
+) -> dict[str, list]:
+    """The training table plus ``label``: the teacher's logits (cosine x ``DENSE_SCALE``) of
+    each row's positive and negatives, in column order."""
+    triples = training_triples(ds, split, spec.num_hard_negatives, seed=spec.seed)
+    columns: dict[str, list] = dict(triple_columns(ds, triples))
+    queries, _ = encode_cached(teacher, columns["anchor"], "query", cache)
+    scores = [
+        (encode_cached(teacher, columns[name], "document", cache)[0] * queries).sum(axis=1)
+        for name in columns
+        if name != "anchor"
+    ]
+    columns["label"] = (np.stack(scores, axis=1) * DENSE_SCALE).tolist()
+    return columns

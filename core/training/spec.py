@@ -12,7 +12,7 @@ from core.errors import InvalidInput
 from core.safe_values import check_range
 
 Method = Literal["full", "lora", "adapter", "colbert"]
-Loss = Literal["mnrl", "cached_mnrl", "cosent"]
+Loss = Literal["mnrl", "cached_mnrl", "cosent", "distillation"]
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Upper bounds of the numeric fields: far above any sensible value, low enough that a typo
 # (``epochs: 1e308``) is refused at submission instead of running for ever in a worker.
@@ -113,6 +113,11 @@ class FinetuneSpec:
             raise InvalidInput("num_hard_negatives must be >= 0", param="num_hard_negatives")
         if self.fp16 and self.bf16:
             raise InvalidInput("choose fp16 or bf16, not both", param="bf16")
+        if self.loss == "distillation" and self.method != "colbert":
+            raise InvalidInput("distillation trains ColBERT (method colbert)", param="loss")
+        if self.loss == "distillation" and self.num_hard_negatives < 1:
+            msg = "distillation needs num_hard_negatives >= 1"
+            raise InvalidInput(msg, param="num_hard_negatives")
         if self.method == "colbert" and self.loss == "cosent":
             raise InvalidInput("ColBERT trains on positives and negatives", param="loss")
         if self.method == "adapter" and self.loss == "cosent":

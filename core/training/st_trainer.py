@@ -157,12 +157,14 @@ def train_st(
     reporter: Reporter,
     should_cancel: CancelCheck | None,
     resume: bool,
+    columns: dict[str, list] | None = None,
 ) -> TrainRun:
-    """Train ``model`` in place on ``splits[0]``, evaluating on ``splits[1]`` when given."""
+    """Train ``model`` in place on ``splits[0]`` (or on ``columns`` when given), evaluating
+    on ``splits[1]`` when given."""
     from datasets import Dataset
 
     train_split, val_split = splits
-    table: Dataset = Dataset.from_dict(train_columns(spec, ds, train_split))
+    table: Dataset = Dataset.from_dict(columns or train_columns(spec, ds, train_split))
     evaluator = RetrievalEvaluator(ds, val_split, base) if val_split else None
     progress = ProgressCallback(reporter, should_cancel)
     ckpt = output_dir / CHECKPOINTS

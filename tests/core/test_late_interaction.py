@@ -114,3 +114,37 @@ def test_colbert_spec_defaults_and_refusals() -> None:
         with pytest.raises(InvalidInput) as caught:
             FinetuneSpec.from_dict({"method": "colbert", **bad})
         assert caught.value.param == param
+
+
+def test_distillation_trains_on_the_base_encoders_scores(
+    tiny_model_dir: Path,
+    small: RetrievalDataset,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from core.training.multi_vector import distillation_columns
+
+    spec = FinetuneSpec(
+        method="colbert",
+        loss="distillation",
+        base_model=str(tiny_model_dir),
+        epochs=1,
+        batch_size=8,
+        learning_rate=1e-3,
+        max_seq_length=32,
+        query_length=16,
+        logging_steps=1,
+        num_hard_negatives=2,
+    )
+    teacher = load_embedder(str(tiny_model_dir))
+    columns = distillation_columns(spec, small, "train", teacher, None)
+    q = teacher.encode(columns["anchor"][:1], "query")[0]
+    d = teacher.encode([columns["negative_2"][0]], "document")[0]
+    assert len(columns["label"][0]) == 3
+    assert columns["label"][0][2] == pytest.approx(20 * float(q @ d), abs=1e-4)
+    reporter = Recorder()
+    result = run_finetune(spec, small, tmp_path / "kd", val_split=None, reporter=reporter)
+    assert reporter.steps and all(np.isfinite(loss) for _, _, loss, _ in reporter.steps)
+    assert is_multi_vector(result.model_dir)
+    with pytest.raises(InvalidInput) as caught:
+        FinetuneSpec(loss="distillation")
+    assert caught.value.param == "loss"
