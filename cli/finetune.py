@@ -33,7 +33,12 @@ def _command(
     dataset: DatasetArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Base model.")] = None,
-    method: Annotated[str | None, typer.Option(help="full | lora | adapter")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="full | lora | adapter | colbert; default lora for an LLM decoder, else full"
+        ),
+    ] = None,
     spec_file: Annotated[
         Path | None, typer.Option("--spec", help="JSON spec; options override it.")
     ] = None,
@@ -103,6 +108,11 @@ def finetune(**given: Any) -> None:
     data |= {f.name: given[f.name] for f in fields(FinetuneSpec) if given.get(f.name) is not None}
     if model is not None:
         data["base_model"] = model
+    if "method" not in data and "base_model" in data:  # LoRA for an LLM decoder
+        from core.models.decoder import default_method
+        from core.settings import get_settings
+
+        data["method"] = default_method(data["base_model"], get_settings().models_dir)
     for name, item in LISTS.items():
         if isinstance(data.get(name), str):
             data[name] = [item(p.strip()) for p in data[name].split(",") if p.strip()]

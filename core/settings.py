@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     serve_max_queue: int = 16384  # texts waiting for one model before 429
     serve_model_memory_mb: int = 4096  # loaded models; least recently used unloaded beyond
     serve_index_memory_mb: int = 4096  # loaded indexes and their document texts
+    late_index_memory_mb: int = 2048  # one ColBERT token index (index jobs refuse a larger one)
     serve_onnx: bool = True  # CPU models' transformers run in ONNX Runtime (core/serving/onnx.py)
     serve_truncate: bool = True  # over-long inputs of requests without "truncate": cut, or 413
     serve_truncate_models: dict[str, bool] = {}  # per model reference, e.g. {"mdl_...": false}

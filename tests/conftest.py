@@ -83,6 +83,22 @@ def tiny_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_colbert_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT as a ColBERT model (fresh 128-dim token projection, seeded), untrained."""
+    import torch
+    from sentence_transformers import MultiVectorEncoder
+
+    from core.models.multi_vector import set_lengths
+
+    torch.manual_seed(0)
+    model = MultiVectorEncoder(str(tiny_model_dir), device="cpu", local_files_only=True)
+    set_lengths(model, query_length=16, document_length=48)
+    out = tmp_path_factory.mktemp("models") / "tiny-colbert"
+    model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE
 

@@ -1,4 +1,5 @@
-"""/v1/embeddings: OpenAI-compatible embeddings from base and fine-tuned models."""
+"""/v1/embeddings: OpenAI-compatible embeddings from base and fine-tuned models (token
+vectors of ColBERT models with ``"output": "multi_vector"``); /v1/scores: their MaxSim scores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.schemas.common import ERROR_RESPONSES
-from api.schemas.embeddings import EmbeddingCreate, EmbeddingList
+from api.schemas.embeddings import (
+    EmbeddingCreate,
+    EmbeddingList,
+    Score,
+    ScoreCreate,
+    ScoreList,
+    Usage,
+)
 from api.security import Inference
 from core.errors import InvalidInput
 from core.services.serving import ModelOwners
@@ -45,6 +53,14 @@ async def create_embeddings(
     ``Retry-After`` when the model's queue is full."""
     await owners.check(body.model, caller.project_id)
     mode = request.app.state.settings.serve_token_ids
+    if body.output == "multi_vector":
+        vectors, tokens = await engine.embed_tokens(
+            ModelKey(body.model),
+            await _texts(body, engine, mode),
+            side=body.input_type,
+            truncate=body.truncate,
+        )
+        return Response(_json(Encoded(vectors, tokens), body), media_type="application/json")
     encoded = await engine.embed(
         ModelKey(body.model),
         await _texts(body, engine, mode),
@@ -67,6 +83,23 @@ async def _texts(body: EmbeddingCreate, engine: Engine, mode: TokenIdMode) -> li
         )
     return (
         decode_openai(ids) if mode == "openai" else await engine.decode(ModelKey(body.model), ids)
+    )
+
+
+@router.post("/scores", response_model=ScoreList)
+async def create_scores(
+    body: ScoreCreate, engine: EngineDep, owners: OwnersDep, caller: Inference
+) -> ScoreList:
+    """MaxSim scores of (query, document) pairs with a late-interaction (ColBERT) model;
+    422 ``not_multi_vector`` for a model that gives one vector per text."""
+    await owners.check(body.model, caller.project_id)
+    scores, tokens = await engine.score_pairs(
+        ModelKey(body.model), [p.query for p in body.pairs], [p.document for p in body.pairs]
+    )
+    return ScoreList(
+        data=[Score(index=i, score=s) for i, s in enumerate(scores)],
+        model=body.model,
+        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
     )
 
 

@@ -1,10 +1,11 @@
-"""OpenAI-compatible embedding bodies, plus the ``input_type`` and ``truncate`` extensions."""
+"""OpenAI-compatible embedding bodies, plus the ``input_type``, ``truncate`` and ``output``
+extensions, and MaxSim pair scores of late-interaction models."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 Text = Annotated[str, Field(min_length=1)]
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -44,6 +45,21 @@ class EmbeddingCreate(BaseModel):
         "(`serve_truncate`, `serve_truncate_models`; truncate unless configured).",
     )
 
+    output: Literal["dense", "multi_vector"] = Field(
+        "dense",
+        description="Extension: 'multi_vector' returns a late-interaction (ColBERT) model's "
+        "token vectors, one list of floats per token (`embedding` is then a list of lists; "
+        "`encoding_format` float only, no `dimensions`). A ColBERT model refuses 'dense'.",
+    )
+
+    @model_validator(mode="after")
+    def _multi_vector_options(self) -> EmbeddingCreate:
+        if self.output == "multi_vector" and self.dimensions is not None:
+            raise ValueError("dimensions does not apply to output 'multi_vector'")
+        if self.output == "multi_vector" and self.encoding_format != "float":
+            raise ValueError("output 'multi_vector' is sent as floats only")
+        return self
+
     @property
     def token_ids(self) -> list[list[int]] | None:
         """The input as lists of token ids, or None when it is text."""
@@ -60,7 +76,9 @@ class EmbeddingCreate(BaseModel):
 class Embedding(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | str = Field(description="Floats, or base64 of float32 bytes.")
+    embedding: list[float] | list[list[float]] | str = Field(
+        description="Floats, base64 of float32 bytes, or one list of floats per token."
+    )
 
 
 class Usage(BaseModel):
@@ -74,5 +92,28 @@ class Usage(BaseModel):
 class EmbeddingList(BaseModel):
     object: Literal["list"] = "list"
     data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ScorePair(BaseModel):
+    query: Text
+    document: Text
+
+
+class ScoreCreate(BaseModel):
+    model: str = Field(max_length=200, pattern=r"^[\x21-\x7e]+$")
+    pairs: list[ScorePair] = Field(min_length=1, description="(query, document) pairs to score.")
+
+
+class Score(BaseModel):
+    object: Literal["score"] = "score"
+    index: int
+    score: float = Field(description="MaxSim: the sum over query tokens of the best match.")
+
+
+class ScoreList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Score]
     model: str
     usage: Usage

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CompareMethod = Literal["base", "full", "lora", "adapter", "nudge-n", "nudge-m", "full+nudge-n"]
+CompareMethod = Literal[
+    "base", "full", "lora", "adapter", "colbert", "nudge-n", "nudge-m", "full+nudge-n"
+]
 DEFAULT_METHODS: tuple[CompareMethod, ...] = (
     "base",
     "full",
@@ -26,7 +28,7 @@ class MethodInfo:
 
     job_type: Literal["eval", "finetune", "nudge"]
     reencode: bool
-    finetune: Literal["full", "lora", "adapter"] | None = None
+    finetune: Literal["full", "lora", "adapter", "colbert"] | None = None
     variant: Literal["nudge-n", "nudge-m"] | None = None
     builds_on: CompareMethod | None = None
 
@@ -37,6 +39,8 @@ METHODS: dict[CompareMethod, MethodInfo] = {
     "lora": MethodInfo("finetune", reencode=True, finetune="lora"),
     # the query adapter changes the query side only: documents keep their base embeddings
     "adapter": MethodInfo("finetune", reencode=False, finetune="adapter"),
+    # late interaction: a new model and a token index of the whole corpus (core/indexing)
+    "colbert": MethodInfo("finetune", reencode=True, finetune="colbert"),
     # NUDGE rewrites the stored vectors of documents with training queries, no model run
     "nudge-n": MethodInfo("nudge", reencode=False, variant="nudge-n"),
     "nudge-m": MethodInfo("nudge", reencode=False, variant="nudge-m"),

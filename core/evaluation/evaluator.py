@@ -13,8 +13,10 @@ from core.errors import InvalidInput
 from core.evaluation.metrics import K_VALUES, evaluate_run, rank
 from core.evaluation.report import EvalReport, QueryResult
 from core.indexing.faiss_index import IndexSpec, VectorIndex
+from core.indexing.token_index import TokenIndex
 from core.models.cache import Allocate, CacheKey, EmbeddingCache
 from core.models.embedder import Embedder, Side
+from core.models.multi_vector import MultiVectorEmbedder
 
 StageProgress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` with stage in encode_corpus, encode_queries, index."""
@@ -40,7 +42,7 @@ def cache_key(embedder: Embedder, side: Side) -> CacheKey:
 
 
 def encode_cached(
-    embedder: Embedder,
+    embedder: Embedder | MultiVectorEmbedder,
     texts: list[str],
     side: Side,
     cache: EmbeddingCache | None,
@@ -61,13 +63,14 @@ def encode_cached(
 
 def evaluate(
     dataset: RetrievalDataset,
-    embedder: Embedder,
+    embedder: Embedder | MultiVectorEmbedder,
     spec: EvalSpec = EvalSpec(),
     *,
     cache: EmbeddingCache | None = None,
     progress: StageProgress | None = None,
 ) -> EvalReport:
-    """Score ``embedder`` on the judged queries of ``spec.split``."""
+    """Score ``embedder`` on the judged queries of ``spec.split``: Faiss search for dense
+    vectors, exact MaxSim for a late-interaction model's token vectors."""
     qrels = dataset.split_qrels(spec.split)
     judged = {
         q: r for q, r in qrels.items() if q in dataset.queries and any(g > 0 for g in r.values())
@@ -101,7 +104,7 @@ def evaluate(
     timings["encode_queries"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    index = VectorIndex.build(doc_vecs, doc_ids, spec.index, progress=stage("index"))
+    index = build_index(doc_vecs, doc_ids, spec.index, progress=stage("index"))
     timings["index"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -133,6 +136,18 @@ def evaluate(
         if spec.count_truncated
         else {},
     )
+
+
+def build_index(
+    vectors: np.ndarray,
+    ids: list[str],
+    spec: IndexSpec,
+    progress: Callable[[int, int], None] | None = None,
+) -> VectorIndex | TokenIndex:
+    """A Faiss index of dense vectors, or a MaxSim token index of (n, tokens, dim) ones."""
+    if vectors.ndim == 3:
+        return TokenIndex.build(vectors, ids, progress)
+    return VectorIndex.build(vectors, ids, spec, progress=progress)
 
 
 def truncated_counts(

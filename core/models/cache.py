@@ -1,12 +1,13 @@
 """On-disk embedding cache: encode a text once per (model, instruction, max length, normalization).
 
 Layout: ``<root>/<key>/`` holds shards ``<n>.npy`` (float32 vectors, or float16 with
-``dtype="float16"``) beside ``<n>.keys.npy`` (the 20-byte sha1 digests of the texts, as uint8
-rows). A lookup encodes only the texts no shard holds and writes them as new shards,
-atomically, so concurrent writers never collide. Shards are read memory-mapped, row by row
-into the caller's array, which may itself be a memory-mapped file (``out``): no process needs
-the whole corpus in RAM. :meth:`EmbeddingCache.fill` encodes a slice of a corpus in chunks,
-one shard each, so a rerun after a crash starts at the first chunk not yet written.
+``dtype="float16"``; late-interaction models' token matrices are always float16) beside
+``<n>.keys.npy`` (the 20-byte sha1 digests of the texts, as uint8 rows). A lookup encodes only
+the texts no shard holds and writes them as new shards, atomically, so concurrent writers never
+collide. Shards are read memory-mapped, row by row into the caller's array, which may itself be
+a memory-mapped file (``out``): no process needs the whole corpus in RAM.
+:meth:`EmbeddingCache.fill` encodes a slice of a corpus in chunks, one shard each, so a rerun
+after a crash starts at the first chunk not yet written.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class EmbeddingCache:
         located = self._locate(folder, where)
         missing = _unlocated(where, located)
         if missing:
-            vectors = np.asarray(encode([texts[where[d][0]] for d in missing]), np.float32)
+            vectors = _stored(encode([texts[where[d][0]] for d in missing]))
             located.append(self._write_shard(folder, key, missing, vectors, where))
         hits = len(where) - len(missing)
         if not texts:
@@ -102,7 +103,7 @@ class EmbeddingCache:
         done = len(where) - len(missing)
         for start in range(0, len(missing), chunk_size):
             chunk = missing[start : start + chunk_size]
-            vectors = np.asarray(encode([texts[where[d][0]] for d in chunk]), np.float32)
+            vectors = _stored(encode([texts[where[d][0]] for d in chunk]))
             self._write_shard(folder, key, chunk, vectors, where)
             if progress is not None:
                 progress(done + start + len(chunk), len(where))
@@ -139,7 +140,8 @@ class EmbeddingCache:
             meta.write_text(json.dumps(asdict(key), ensure_ascii=False, indent=2), "utf-8")
         name = uuid.uuid4().hex
         # Vectors land first; a shard exists for readers only once its keys file is renamed in.
-        _atomic_save(folder / f"{name}.npy", vectors.astype(self.dtype, copy=False))
+        dtype = np.float16 if vectors.dtype == np.float16 else self.dtype
+        _atomic_save(folder / f"{name}.npy", vectors.astype(dtype, copy=False))
         _atomic_save(
             folder / f"{name}.keys.npy", np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 20)
         )
@@ -167,14 +169,24 @@ def _empty(n: int, dim: int) -> np.ndarray:
 
 
 def _gather(located: list[_Located], n: int, allocate: Allocate) -> np.ndarray:
-    """The (n, dim) float32 vectors, copied shard by shard from memory-mapped files."""
-    dim = np.load(located[0].path, mmap_mode="r").shape[1]
-    out = allocate(n, dim)
+    """The (n, dim) float32 vectors, copied shard by shard from memory-mapped files; token
+    matrices (n, tokens, dim) stay float16."""
+    first = np.load(located[0].path, mmap_mode="r")
+    if first.ndim == 2:
+        out = allocate(n, first.shape[1])
+    else:
+        out = np.empty((n, *first.shape[1:]), first.dtype)
     for loc in located:
         order = np.argsort(loc.rows, kind="stable")  # rows in file order: sequential reads
         shard = np.load(loc.path, mmap_mode="r")
         out[loc.positions[order]] = shard[loc.rows[order]]
     return out
+
+
+def _stored(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows, or float16 as given (token vectors of late-interaction models)."""
+    vectors = np.asarray(vectors)
+    return vectors if vectors.dtype == np.float16 else vectors.astype(np.float32)
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

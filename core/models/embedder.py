@@ -10,7 +10,8 @@ import numpy as np
 
 from core import metrics
 from core.models.config import ModelConfig
-from core.models.loading import fingerprint, load_sentence_transformer
+from core.models.loading import check_safetensors, fingerprint, load_sentence_transformer
+from core.models.multi_vector import MultiVectorEmbedder, is_multi_vector, load_multi_vector
 from core.models.resolve import ResolvedModel, resolve_model
 
 if TYPE_CHECKING:
@@ -93,6 +94,17 @@ class Embedder:
         return vectors.cpu().numpy()
 
 
+def wrap_embedder(
+    model: ResolvedModel, network: Any, fingerprint: str, batch_size: int = 64
+) -> Embedder | MultiVectorEmbedder:
+    """The embedder of a loaded network: token vectors for a ``MultiVectorEncoder``."""
+    from sentence_transformers import MultiVectorEncoder
+
+    if isinstance(network, MultiVectorEncoder):
+        return MultiVectorEmbedder(model, network, fingerprint, batch_size)
+    return Embedder(model, network, fingerprint, batch_size)
+
+
 def load_embedder(
     ref: str,
     *,
@@ -102,9 +114,10 @@ def load_embedder(
     batch_size: int = 64,
     allow_paths: bool = True,
     **overrides: object,
-) -> Embedder:
+) -> Embedder | MultiVectorEmbedder:
     """Resolve ``ref``, load it safely and apply config overrides (e.g. ``max_seq_length``);
-    ``allow_paths=False`` for references that came from a client."""
+    ``allow_paths=False`` for references that came from a client. A late-interaction model
+    loads as a ``MultiVectorEmbedder`` (token vectors)."""
     resolved = resolve_model(ref, models_dir=models_dir, allow_paths=allow_paths)
     if any(v is not None for v in overrides.values()):
         resolved = ResolvedModel(
@@ -112,6 +125,11 @@ def load_embedder(
             resolved.source,
             resolved.path,
             resolved.config.with_overrides(**overrides),
+        )
+    if is_multi_vector(resolved.path):
+        check_safetensors(resolved.path, resolved.ref)
+        return load_multi_vector(
+            resolved, fingerprint(resolved.path), device=device, batch_size=batch_size
         )
     st = load_sentence_transformer(resolved, device=device, trust_remote_code=trust_remote_code)
     return Embedder(resolved, st, fingerprint(resolved.path), batch_size=batch_size)

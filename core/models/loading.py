@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from core import metrics
 from core.errors import InvalidInput
+from core.models.decoder import attention_kwargs, decoder_sentence_transformer, is_decoder
 from core.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -32,21 +33,33 @@ def check_safetensors(model_dir: Path, ref: str) -> None:
 def load_sentence_transformer(
     model: ResolvedModel, *, device: str | None = None, trust_remote_code: bool = False
 ) -> SentenceTransformer:
-    """A ``SentenceTransformer`` for ``model`` with its max length applied."""
+    """A ``SentenceTransformer`` for ``model`` with its max length applied; a bare LLM decoder
+    gets last-token pooling over left-padded, EOS-terminated inputs (``core.models.decoder``)."""
     from sentence_transformers import SentenceTransformer
 
     check_safetensors(model.path, model.ref)
     metrics.MODEL_LOADS.inc()
-    st = SentenceTransformer(
-        str(model.path),
-        device=device,
-        trust_remote_code=trust_remote_code,
-        local_files_only=True,
-        model_kwargs={"use_safetensors": True},
-    )
+    decoder = is_decoder(model.path)
+    if decoder and not (model.path / "modules.json").is_file():
+        st = decoder_sentence_transformer(model.path, device=device)
+    else:
+        extra = attention_kwargs(_on_cuda(device)) if decoder else {}
+        st = SentenceTransformer(
+            str(model.path),
+            device=device,
+            trust_remote_code=trust_remote_code,
+            local_files_only=True,
+            model_kwargs={"use_safetensors": True, **extra},
+        )
     if model.config.max_seq_length:
         st.max_seq_length = model.config.max_seq_length
     return st
+
+
+def _on_cuda(device: str | None) -> bool:
+    import torch
+
+    return (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
 
 
 def fingerprint(model_dir: Path) -> str:

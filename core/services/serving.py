@@ -8,7 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import InvalidInput
 from core.indexing.faiss_index import VectorIndex
+from core.indexing.token_index import KIND as TOKEN_KIND
+from core.indexing.token_index import TokenIndex
 from core.models.embedder import Embedder
+from core.models.multi_vector import MultiVectorEmbedder
 from core.models.resolve import model_not_found
 from core.reranking.reranker import Reranker, is_reranker_dir
 from core.services import datasets as dataset_catalog
@@ -37,7 +40,7 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         truncate_models=settings.serve_truncate_models,
     )
 
-    def load_model(key: ModelKey) -> Embedder:
+    def load_model(key: ModelKey) -> Embedder | MultiVectorEmbedder:
         with factory() as session:
             location = model_location(session, key.ref)
         return embedder_for(
@@ -104,4 +107,5 @@ def load_index(factory: sessionmaker[Session], row: IndexRow) -> ServedIndex:
         document_instruction=options.get("document_instruction"),
     )
     docs = dataset_catalog.load(dataset).corpus
-    return ServedIndex(VectorIndex.load(row.path), docs, model, row.model_fingerprint)
+    index = TokenIndex.load(row.path) if row.kind == TOKEN_KIND else VectorIndex.load(row.path)
+    return ServedIndex(index, docs, model, row.model_fingerprint)

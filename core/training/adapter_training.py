@@ -130,7 +130,7 @@ def _fit(
         if should_cancel is not None and should_cancel():
             _save(out, job)
             raise Cancelled(f"fine-tune cancelled at step {state.step}")
-        loss = _train_step(job.adapter, job.optimizer, data.batch(state.step), spec.scale)
+        loss = _train_step(job.adapter, job.optimizer, data.batch(state.step), spec.loss_scale)
         state.step += 1
         seen += spec.batch_size
         reporter.on_progress("train", state.step, total)

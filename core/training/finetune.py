@@ -12,6 +12,7 @@ from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out
 from core.evaluation.evaluator import EvalSpec, evaluate, truncated_counts
 from core.models.cache import EmbeddingCache
+from core.models.decoder import lora_targets
 from core.models.embedder import Embedder
 from core.models.loading import fingerprint, load_sentence_transformer
 from core.models.resolve import ResolvedModel, resolve_model
@@ -20,6 +21,7 @@ from core.training.model_card import write_card, write_history
 from core.training.spec import FinetuneResult, FinetuneSpec
 
 logger = logging.getLogger(__name__)
+MERGED = "merged"  # a LoRA model's directory holds its merged weights here
 
 
 def run_finetune(
@@ -51,7 +53,7 @@ def run_finetune(
     reporter = reporter or LogReporter()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base = _base_embedder(spec, models_dir, allow_paths)
+    base = _base_embedder(spec, models_dir, allow_paths, reporter)
     val = val_split if val_split in dataset.qrels else None
     if val_split and val is None:
         reporter.on_event(f"no '{val_split}' split: training without validation")
@@ -73,7 +75,7 @@ def run_finetune(
         run = _train_adapter(spec, dataset, base, output_dir, splits, hooks, cache)
     else:
         run = _train_transformer(
-            spec, dataset, base, output_dir, splits, {**hooks, "teacher": teacher}
+            spec, dataset, base, output_dir, splits, {**hooks, "teacher": teacher}, cache
         )
     base.config.save(output_dir)
     result = FinetuneResult(
@@ -94,9 +96,18 @@ def run_finetune(
     return result
 
 
-def _base_embedder(spec: FinetuneSpec, models_dir: Path | None, allow_paths: bool) -> Embedder:
-    """The base model with the instructions and max length the spec trains with."""
+def _base_embedder(
+    spec: FinetuneSpec, models_dir: Path | None, allow_paths: bool, reporter: Reporter
+) -> Embedder:
+    """The base model with the instructions and max length the spec trains with, loaded only
+    once the memory estimate says the run fits the device (``insufficient_memory`` else)."""
+    import torch
+
+    from core.training.memory import check_memory
+
     resolved = resolve_model(spec.base_model, models_dir=models_dir, allow_paths=allow_paths)
+    if found := check_memory(resolved.path, spec, gpu=torch.cuda.is_available()):
+        reporter.on_event(f"memory estimate: {found.describe()}")
     config = resolved.config.with_overrides(
         query_instruction=spec.query_instruction,
         document_instruction=spec.document_instruction,
@@ -192,17 +203,28 @@ def _train_transformer(
     out: Path,
     splits: tuple[str, str | None],
     hooks: dict,
+    cache: EmbeddingCache | None,
 ):
-    from core.training.lora import add_lora
+    from core.training.lora import add_lora, save_merged
     from core.training.st_trainer import gpu_note, train_st
 
     if note := gpu_note(spec):
         hooks["reporter"].on_event(note)
         logger.info(note)
+    model, columns = base.st, None
     if spec.method == "lora":
-        add_lora(base.st, spec)
-    run = train_st(spec, ds, base.st, base.model, out, splits=splits, **hooks)
+        add_lora(base.st, spec, lora_targets(base.model.path))
+    elif spec.method == "colbert":
+        from core.training.multi_vector import distillation_columns, start_model
+
+        if spec.loss == "distillation":  # the base encoder teaches, before it is replaced
+            columns = distillation_columns(spec, ds, splits[0], base, cache)
+        model = start_model(base.model, spec)
+    run = train_st(spec, ds, model, base.model, out, splits=splits, columns=columns, **hooks)
     run.model.save_pretrained(str(out), create_model_card=False)
+    if spec.method == "lora":  # the adapter (served) and its merged weights beside it
+        base.config.save(out)
+        save_merged(out, out / MERGED)
     return run
 
 

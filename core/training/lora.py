@@ -7,14 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.models.config import CONFIG_FILE
+from core.models.decoder import ENCODER_LORA_TARGETS
 from core.training.spec import FinetuneSpec
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
-def add_lora(model: SentenceTransformer, spec: FinetuneSpec) -> None:
-    """Attach a fresh LoRA adapter; only its weights train, and only they are saved."""
+def add_lora(
+    model: SentenceTransformer, spec: FinetuneSpec, targets: tuple[str, ...] = ENCODER_LORA_TARGETS
+) -> None:
+    """Attach a fresh LoRA adapter; only its weights train, and only they are saved.
+    ``targets`` (the architecture's, see ``core.models.decoder``) unless the spec names some."""
     from peft import LoraConfig, TaskType
 
     model.add_adapter(
@@ -23,7 +27,7 @@ def add_lora(model: SentenceTransformer, spec: FinetuneSpec) -> None:
             r=spec.lora_rank,
             lora_alpha=spec.lora_alpha,
             lora_dropout=spec.lora_dropout,
-            target_modules=list(spec.lora_target_modules),
+            target_modules=list(spec.lora_target_modules or targets),
         )
     )
 

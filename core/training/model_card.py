@@ -14,6 +14,7 @@ METHOD_TEXT = {
     "full": "full fine-tune (every weight trained)",
     "lora": "LoRA adapters (PEFT) on frozen base weights; this directory holds the adapter",
     "adapter": "query-side adapter on frozen base embeddings; document vectors are unchanged",
+    "colbert": "ColBERT (late interaction: one vector per token, scored by MaxSim)",
 }
 METHOD_FIELDS = {
     "full": ("learning_rate",),
@@ -25,6 +26,7 @@ METHOD_FIELDS = {
         "lora_target_modules",
     ),
     "adapter": ("adapter_learning_rate", "adapter_epochs", "adapter_hidden_dim"),
+    "colbert": ("learning_rate", "query_length"),
 }
 COMMON_FIELDS = (
     "base_model",

@@ -10,7 +10,7 @@ from sentence_transformers.base.evaluation import BaseEvaluator
 from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.report import PRIMARY_METRIC
-from core.models.embedder import Embedder
+from core.models.embedder import wrap_embedder
 from core.models.resolve import ResolvedModel
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class RetrievalEvaluator(BaseEvaluator):
         steps: int = -1,
     ) -> dict[str, float]:
         start = time.perf_counter()
-        embedder = Embedder(self.model, model, f"training-step-{steps}", self.batch_size)
+        embedder = wrap_embedder(self.model, model, f"training-step-{steps}", self.batch_size)
         report = evaluate(self.dataset, embedder, EvalSpec(split=self.split, count_truncated=False))
         self.seconds += time.perf_counter() - start
         return dict(report.metrics)

@@ -11,8 +11,8 @@ from typing import Any, Literal, get_args
 from core.errors import InvalidInput
 from core.safe_values import check_range
 
-Method = Literal["full", "lora", "adapter"]
-Loss = Literal["mnrl", "cached_mnrl", "cosent", "margin_mse", "distill_kl"]
+Method = Literal["full", "lora", "adapter", "colbert"]
+Loss = Literal["mnrl", "cached_mnrl", "cosent", "margin_mse", "distill_kl", "distillation"]
 DISTILL_LOSSES = ("margin_mse", "distill_kl")  # need teacher scores of (query, document) pairs
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Upper bounds of the numeric fields: far above any sensible value, low enough that a typo
@@ -37,7 +37,13 @@ BOUNDS: dict[str, float] = {
     "adapter_hidden_dim": 65536,
     "adapter_epochs": 100000,
     "adapter_learning_rate": 1,
+    "query_length": 8192,
+    "gradient_accumulation_steps": 65536,
 }
+# 1 / temperature by method: cosine scores lie in [-1, 1] (x20); MaxSim sums one cosine per query
+# token (up to ``query_length``), so ColBERT trains at temperature 1 as PyLate does.
+DEFAULT_SCALE: dict[str, float] = {"colbert": 1.0}
+DENSE_SCALE = 20.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ class FinetuneSpec:
     max_seq_length: int = 256
     seed: int = 0
     loss: Loss = "mnrl"
-    scale: float = 20.0  # MNRL / CoSENT scale (1 / temperature)
+    scale: float | None = None  # MNRL / CoSENT / MaxSim scale (1 / temperature); None: by method
     mini_batch_size: int = 16  # cached_mnrl only
     num_hard_negatives: int = 1  # mined negatives per query used as extra columns (0: in-batch)
     mine_negatives: bool = True  # mine them with the base model when the train split has none
@@ -74,10 +80,12 @@ class FinetuneSpec:
     eval_steps: int | None = None
     save_steps: int | None = None
     logging_steps: int = 5
+    gradient_accumulation_steps: int = 1
+    query_length: int = 64  # colbert: query tokens (documents: max_seq_length)
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    lora_target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
+    lora_target_modules: tuple[str, ...] | None = None
     lora_learning_rate: float = 2e-4
     adapter_hidden_dim: int | None = None  # None: one linear layer
     adapter_epochs: int = 20
@@ -91,7 +99,11 @@ class FinetuneSpec:
             check_range(dim, 1, 65536, param="matryoshka_dims")
         _check_choice(self, "method", Method)
         _check_choice(self, "loss", Loss)
-        for name in ("epochs", "learning_rate", "batch_size", "max_seq_length", "scale"):
+        for name in ("epochs", "learning_rate", "batch_size", "max_seq_length"):
+            _check_positive(self, name)
+        if self.scale is not None:
+            _check_positive(self, "scale")
+        for name in ("query_length", "gradient_accumulation_steps"):
             _check_positive(self, name)
         for name in ("mini_batch_size", "logging_steps", "lora_rank", "lora_alpha"):
             _check_positive(self, name)
@@ -105,6 +117,16 @@ class FinetuneSpec:
             raise InvalidInput("num_hard_negatives must be >= 0", param="num_hard_negatives")
         if self.fp16 and self.bf16:
             raise InvalidInput("choose fp16 or bf16, not both", param="bf16")
+        if self.loss == "distillation" and self.method != "colbert":
+            raise InvalidInput("distillation trains ColBERT (method colbert)", param="loss")
+        if self.loss == "distillation" and self.num_hard_negatives < 1:
+            msg = "distillation needs num_hard_negatives >= 1"
+            raise InvalidInput(msg, param="num_hard_negatives")
+        if self.method == "colbert" and self.loss in DISTILL_LOSSES:
+            msg = "ColBERT distills the base encoder's scores: loss distillation"
+            raise InvalidInput(msg, param="loss")
+        if self.method == "colbert" and self.loss == "cosent":
+            raise InvalidInput("ColBERT trains on positives and negatives", param="loss")
         if self.method == "adapter" and self.loss in ("cosent", *DISTILL_LOSSES):
             raise InvalidInput("the query adapter trains on positives, not scores", param="loss")
         if (self.loss in DISTILL_LOSSES) != (self.teacher_reranker is not None):
@@ -136,6 +158,11 @@ class FinetuneSpec:
                 "save_steps must be a multiple of eval_steps (the best checkpoint is kept)",
                 param="save_steps",
             )
+
+    @property
+    def loss_scale(self) -> float:
+        """``scale``, or the method's default when unset."""
+        return self.scale if self.scale is not None else DEFAULT_SCALE.get(self.method, DENSE_SCALE)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneSpec:

@@ -67,19 +67,24 @@ def train_columns(
 
 
 def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Module:
-    """MNRL (in-batch + hard negatives), its cached variant, or CoSENT; Matryoshka-wrapped."""
+    """MNRL (in-batch + hard negatives), its cached variant, or CoSENT; Matryoshka-wrapped.
+    ColBERT: the same losses over MaxSim scores (``core.training.multi_vector``)."""
+    if spec.method == "colbert":
+        from core.training.multi_vector import multi_vector_loss
+
+        return multi_vector_loss(spec, model)
     if spec.loss == "cosent":
-        loss: torch.nn.Module = losses.CoSENTLoss(model, scale=spec.scale)
+        loss: torch.nn.Module = losses.CoSENTLoss(model, scale=spec.loss_scale)
     elif spec.loss == "margin_mse":
         loss = losses.MarginMSELoss(model)
     elif spec.loss == "distill_kl":
         loss = losses.DistillKLDivLoss(model)
     elif spec.loss == "cached_mnrl":
         loss = losses.CachedMultipleNegativesRankingLoss(
-            model, scale=spec.scale, mini_batch_size=spec.mini_batch_size
+            model, scale=spec.loss_scale, mini_batch_size=spec.mini_batch_size
         )
     else:
-        loss = losses.MultipleNegativesRankingLoss(model, scale=spec.scale)
+        loss = losses.MultipleNegativesRankingLoss(model, scale=spec.loss_scale)
     if spec.matryoshka_dims:
         dim = model.get_embedding_dimension() or 0
         if max(spec.matryoshka_dims) > dim:
@@ -107,10 +112,11 @@ def training_args(
     gpu = torch.cuda.is_available()
     by_steps = spec.eval_steps is not None
     strategy = "steps" if by_steps else "epoch"
-    return SentenceTransformerTrainingArguments(
+    return trainer_classes(spec)[1](
         output_dir=str(out),
         num_train_epochs=spec.epochs,
         per_device_train_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation_steps,
         learning_rate=spec.lora_learning_rate if spec.method == "lora" else spec.learning_rate,
         warmup_steps=spec.warmup_ratio,  # a float below 1 is a ratio in transformers v5
         seed=spec.seed,
@@ -137,6 +143,18 @@ def training_args(
     )
 
 
+def trainer_classes(spec: FinetuneSpec) -> tuple[type, type]:
+    """The trainer and its arguments: sentence-transformers', or its MultiVectorEncoder ones."""
+    if spec.method == "colbert":
+        from sentence_transformers import (
+            MultiVectorEncoderTrainer,
+            MultiVectorEncoderTrainingArguments,
+        )
+
+        return MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+    return SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+
 def gpu_note(spec: FinetuneSpec) -> str | None:
     """A note when GPU-only settings were asked for on a machine without one."""
     asked = [n for n in ("fp16", "bf16", "gradient_checkpointing") if getattr(spec, n)]
@@ -157,18 +175,20 @@ def train_st(
     should_cancel: CancelCheck | None,
     resume: bool,
     teacher: Teacher | None = None,
+    columns: dict[str, list] | None = None,
 ) -> TrainRun:
-    """Train ``model`` in place on ``splits[0]``, evaluating on ``splits[1]`` when given;
-    ``teacher`` scores (query id, document id) pairs for the distillation losses."""
+    """Train ``model`` in place on ``splits[0]`` (or on ``columns`` when given), evaluating
+    on ``splits[1]`` when given; ``teacher`` scores (query id, document id) pairs for the
+    distillation losses."""
     from datasets import Dataset
 
     train_split, val_split = splits
-    table: Dataset = Dataset.from_dict(train_columns(spec, ds, train_split, teacher))
+    table: Dataset = Dataset.from_dict(columns or train_columns(spec, ds, train_split, teacher))
     evaluator = RetrievalEvaluator(ds, val_split, base) if val_split else None
     progress = ProgressCallback(reporter, should_cancel)
     ckpt = output_dir / CHECKPOINTS
     args = training_args(spec, ckpt, table.column_names, base.config, evaluator is not None)
-    trainer = SentenceTransformerTrainer(
+    trainer = trainer_classes(spec)[0](
         model=model,
         args=args,
         train_dataset=table,

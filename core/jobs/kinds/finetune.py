@@ -1,7 +1,8 @@
-"""finetune: train a model (full, LoRA or a query adapter) into a new model version."""
+"""finetune: train a model (full, LoRA, a query adapter or ColBERT) into a new model version."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -23,6 +24,7 @@ from core.jobs.common import (
     trusted_path,
 )
 from core.jobs.context import JobContext
+from core.models.decoder import default_method
 from core.names import Name
 from core.services.models import model_location
 from core.store import repos
@@ -39,7 +41,9 @@ FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name=
 class FinetuneJobSpec(SpecModel):
     dataset_id: Id
     base_model: ModelRef
-    method: Literal["full", "lora", "adapter"] = "full"
+    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
+        None, description="None: lora for an LLM decoder base model, full otherwise."
+    )
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -57,15 +61,18 @@ class FinetuneJob(SpecModel):
     spec: FinetuneJobSpec
 
 
-def finetune_spec(spec: FinetuneJobSpec, base_model: str) -> FinetuneSpec:
+def finetune_spec(
+    spec: FinetuneJobSpec, base_model: str, models_dir: Path | None = None
+) -> FinetuneSpec:
     """The domain spec; values out of range raise ``InvalidInput``."""
     params = spec.params.model_dump()
-    return FinetuneSpec(**params, method=spec.method, base_model=base_model)
+    method = spec.method or default_method(base_model, models_dir)
+    return FinetuneSpec(**params, method=method, base_model=base_model)
 
 
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
-    finetune_spec(spec, check_model(session, spec.base_model, sub))
+    finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)
     if spec.params.teacher_reranker is not None:
         check_model(session, spec.params.teacher_reranker, sub)
 
@@ -130,8 +137,17 @@ def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDatas
     return ds, "val"
 
 
-def store_model(ctx: JobContext, spec: Any, *, kind: str, path: str, metrics: dict) -> str:
-    """Upsert the model version the job made (by job id) and return its id."""
+def store_model(
+    ctx: JobContext,
+    spec: Any,
+    *,
+    kind: str,
+    path: str,
+    metrics: dict,
+    method: str | None = None,
+) -> str:
+    """Upsert the model version the job made (by job id) and return its id; ``method``
+    overrides ``spec.method`` (a fine-tune's method chosen by its base model)."""
     with transaction(ctx.factory) as session:
         row = repos.upsert_by_job(
             session,
@@ -140,7 +156,7 @@ def store_model(ctx: JobContext, spec: Any, *, kind: str, path: str, metrics: di
             project_id=repos.job_project(session, job_id=ctx.job_id),
             reference="",
             kind=kind,
-            method=spec.method,
+            method=method or spec.method,
             base_model=spec.base_model,
             path=path,
             dataset_id=spec.dataset_id,
@@ -155,7 +171,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
 
     with ctx.factory() as session:
         base = model_location(session, spec.base_model)
-    domain = finetune_spec(spec, base)
+    domain = finetune_spec(spec, base, ctx.settings.models_dir)
     ds, val_split = training_data(ctx, spec, domain.seed)
     ctx.progress(0.02, stage="preparing", force=True)
     result = run_finetune(
@@ -173,7 +189,14 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         teacher=_teacher(ctx, ds, domain),
     )
     metrics = {"before": result.metrics_before, "after": result.metrics_after}
-    model_id = store_model(ctx, spec, kind="finetuned", path=str(result.model_dir), metrics=metrics)
+    model_id = store_model(
+        ctx,
+        spec,
+        kind="finetuned",
+        path=str(result.model_dir),
+        metrics=metrics,
+        method=domain.method,
+    )
     return {
         "model_id": model_id,
         "metrics": metrics,
