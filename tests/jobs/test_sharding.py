@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from core.errors import InvalidInput
 from core.evaluation.evaluator import cache_key
 from core.indexing.faiss_index import VectorIndex
 from core.jobs.kinds.encode import shard_slice
@@ -109,3 +112,11 @@ def test_a_cancelled_shard_cancels_the_index_job(
     cancel_job(factory, job_id=shards[0], enqueue=lambda *_: None)
     row = job(factory, index_id)
     assert (row.status, row.error_code) == ("cancelled", "dependency_cancelled")
+
+
+def test_too_many_shards_are_refused_at_submission(
+    factory, sample_id: str, tiny_model_dir: Path
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        submit(factory, index_request(sample_id, tiny_model_dir, shard_documents=1))  # 2,000 shards
+    assert (refused.value.code, refused.value.param) == ("too_many_shards", "shard_documents")

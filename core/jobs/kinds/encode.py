@@ -36,13 +36,14 @@ from core.store.tables import JobRow
 TYPE = "encode"
 QUEUE = "gpu"  # encoding is what a GPU speeds up; CPU-only deployments consume both queues
 CHUNK = 4096  # texts per cache shard: what a lost worker may have to encode again
+MAX_SHARDS = 1000  # at the default 200,000 documents a shard: 200M documents
 
 
 class EncodeJobSpec(EncodingOptions):
     dataset_id: Id
     model: ModelRef
     shard: int = Field(0, ge=0)
-    shards: int = Field(1, ge=1, le=10_000)
+    shards: int = Field(1, ge=1, le=MAX_SHARDS)
     chunk_size: int = Field(CHUNK, ge=1, le=1 << 20)
 
     @model_validator(mode="after")

@@ -76,6 +76,9 @@ def check(session: Session, spec: IndexJobSpec, sub: Submission) -> None:
         location = sub.models_dir / location  # a model an operator put in the models directory
     if location.is_dir() and is_multi_vector(location):
         _check_kind(spec)
+    if _shards(session, spec) > encode.MAX_SHARDS:
+        msg = f"shard_documents {spec.shard_documents} makes more than {encode.MAX_SHARDS} shards"
+        raise InvalidInput(msg, code="too_many_shards", param="shard_documents")
 
 
 def _check_kind(spec: IndexJobSpec) -> None:
@@ -88,12 +91,17 @@ def _check_kind(spec: IndexJobSpec) -> None:
         )
 
 
+def _shards(session: Session, spec: IndexJobSpec) -> int:
+    """Encode shards the corpus needs: 0 when the index job encodes it itself."""
+    documents = int(session.get(DatasetRow, spec.dataset_id).stats.get("documents", 0))
+    return 0 if documents <= spec.shard_documents else math.ceil(documents / spec.shard_documents)
+
+
 def plan(session: Session, job: JobRow, spec: IndexJobSpec) -> list[JobRow]:
     """One ``encode`` child per shard when the corpus is above ``shard_documents``."""
-    documents = int(session.get(DatasetRow, spec.dataset_id).stats.get("documents", 0))
-    if documents <= spec.shard_documents:
+    shards = _shards(session, spec)
+    if not shards:
         return []
-    shards = math.ceil(documents / spec.shard_documents)
     options = spec.model_dump(include=set(EncodingOptions.model_fields))
     children = []
     for shard in range(shards):
