@@ -42,6 +42,14 @@ ITEM_ROUTES = [
     ("get", "/v1/indexes/{index}", None, "inference", 200),
     ("post", "/v1/indexes/{index}/search", {"query": "topic 1"}, "inference", 200),
     ("post", "/v1/embeddings", {"model": "{model}", "input": "topic 1"}, "inference", 200),
+    # the project's model is an embedder: its own project hears "not a reranker"
+    (
+        "post",
+        "/v1/rerank",
+        {"model": "{model}", "query": "t", "documents": ["t"]},
+        "inference",
+        422,
+    ),
 ]
 DESTRUCTIVE_ROUTES = [  # last, in this order, for the owning project
     ("post", "/v1/jobs/{job}/cancel", None, "user", 200),
@@ -57,6 +65,9 @@ SUBMISSIONS = [  # jobs naming another project's rows: as missing as unknown ids
     {"type": "nudge", "spec": {"dataset_id": "{own}", "model_from_job": "{job}"}},
     {"type": "nudge", "spec": {"dataset_id": "{own}", "model": "{model}"}},
     {"type": "compare", "spec": {"dataset_id": "{own}", "base_model": "{model}"}},
+    {"type": "rerank_finetune", "spec": {"dataset_id": "{own}", "base_model": "{model}"}},
+    {"type": "rerank_finetune", "spec": {"dataset_id": "{dataset}", "base_model": "tiny"}},
+    {"type": "eval", "spec": {"dataset_id": "{own}", "model": "tiny", "reranker": "{model}"}},
     {
         "type": "compare",
         "spec": {"dataset_id": "{own}", "base_model": "tiny", "forgetting_dataset_id": "{dataset}"},
