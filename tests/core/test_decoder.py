@@ -170,3 +170,17 @@ def test_gpu_lora_with_bf16_and_gradient_checkpointing_on_a_real_decoder(
     assert loss_fell(reporter) and (result.model_dir / "merged" / "model.safetensors").is_file()
     embedder = load_embedder(str(result.model_dir))
     assert embedder.st[0].auto_model.config._attn_implementation in ("sdpa", "flash_attention_2")
+
+
+def test_a_decoder_is_served_like_any_model(decoder_dir: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from core.serving import Engine, ModelKey, ServeSpec
+
+    want = load_embedder(str(decoder_dir)).encode(TEXTS, "document")
+    engine = Engine(ServeSpec(onnx_dir=tmp_path / "onnx"), lambda key: load_embedder(key.ref))
+    try:
+        got = asyncio.run(engine.embed(ModelKey(str(decoder_dir)), TEXTS)).vectors
+    finally:
+        engine.close()
+    np.testing.assert_allclose(got, want, atol=1e-5)  # ONNX Runtime, left-padded batch
