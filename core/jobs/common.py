@@ -94,8 +94,7 @@ def check_model(session: Session, ref: str, sub: Submission, *, remote: bool = F
         remote_name(ref)
         if not remote:
             raise InvalidInput(
-                f"'{ref[:80]}' is a remote embeddings endpoint: eval and compare baselines "
-                "only",
+                f"'{ref[:80]}' is a remote embeddings endpoint: eval and compare baselines only",
                 code="remote_model",
                 param="model",
             )
