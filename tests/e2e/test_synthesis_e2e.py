@@ -14,13 +14,10 @@ from fastapi.testclient import TestClient
 
 from core.settings import Settings
 from tests.conftest import REDIS
-from tests.e2e import test_faults
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_faults import Workers
+from tests.e2e.conftest import Workers, wait_for
 from tests.llm_server import ChatServer
 
 KEY = "sk-e2e-secret-5678"
-workers = test_faults.workers  # the fixture, here on this module's e2e_settings
 TOPICS = ["insulin", "malaria", "vaccines", "statins", "asthma", "sepsis", "anemia", "gout"]
 
 
