@@ -50,6 +50,14 @@ ITEM_ROUTES = [
         "inference",
         422,
     ),
+    # and "not a late-interaction model" from the MaxSim scores
+    (
+        "post",
+        "/v1/scores",
+        {"model": "{model}", "pairs": [{"query": "t", "document": "t"}]},
+        "inference",
+        422,
+    ),
 ]
 DESTRUCTIVE_ROUTES = [  # last, in this order, for the owning project
     ("post", "/v1/jobs/{job}/cancel", None, "user", 200),
@@ -282,6 +290,11 @@ def test_admin_keys_manage_projects_and_keys(app: TestClient, settings: Settings
     app.post("/v1/datasets", files=beir_files(), headers=admin)  # in the admin's project
     assert app.get("/v1/datasets", headers=gamma).json()["total"] == 0
     assert app.get("/v1/datasets", headers=admin).json()["total"] == 1
+    raw = [("files", ("notes.txt", b"Insulin lowers blood sugar. " * 8))]
+    documents = app.post("/v1/documents", files=raw, headers=gamma)
+    assert documents.status_code == 201, documents.text  # raw documents: the caller's project
+    assert app.get("/v1/datasets", headers=gamma).json()["total"] == 1
+    assert app.get("/v1/datasets", headers=admin).json()["total"] == 1
     listed = app.get("/v1/keys", headers=admin).json()["items"]
     assert {k["name"] for k in listed} == {"test-admin", "ci"}
     assert all("key" not in k and "secret_hash" not in k for k in listed)
@@ -315,7 +328,7 @@ def test_only_admin_keys_reach_the_admin_routes(app: TestClient, settings: Setti
 def test_the_matrix_covers_every_route(app: TestClient) -> None:
     """A new route must join the matrix above (or the admin routes, health)."""
     covered = {(m, p) for m, p, *_ in ITEM_ROUTES + DESTRUCTIVE_ROUTES}
-    covered |= {("post", "/v1/jobs"), ("post", "/v1/datasets")}
+    covered |= {("post", "/v1/jobs"), ("post", "/v1/datasets"), ("post", "/v1/documents")}
     covered |= {("get", path) for path, *_ in LIST_ROUTES}
     names = {"dataset_id": "dataset", "job_id": "job", "model_id": "model", "index_id": "index"}
     for path, operations in app.get("/openapi.json").json()["paths"].items():
