@@ -75,11 +75,6 @@ class JobContext:
         force = done >= total
         self.progress(fraction, stage=name, step=done, total=total, eta=eta, force=force)
 
-    @property
-    def fraction(self) -> float:
-        """The progress recorded so far, in [0, 1]."""
-        return self._progress
-
     def _pace_eta(self, fraction: float, now: float) -> float:
         """Seconds for the share of the job after ``fraction``, at the pace so far."""
         if self._progress <= 0.01:

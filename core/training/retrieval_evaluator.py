@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sentence_transformers.base.evaluation import BaseEvaluator
 
 from core.datasets.model import RetrievalDataset
-from core.evaluation.evaluator import EvalSpec, StageProgress, evaluate
+from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.report import PRIMARY_METRIC
 from core.models.embedder import wrap_embedder
 from core.models.resolve import ResolvedModel
@@ -27,7 +27,6 @@ class RetrievalEvaluator(BaseEvaluator):
         model: the base model's resolved reference; its config (instructions, normalization)
             is the one the trained model is used with.
         batch_size: encoding batch size.
-        progress: called with (stage, done, total) while an evaluation encodes and searches.
 
     Inputs:
         Called by ``SentenceTransformerTrainer`` with the model under training; returns every
@@ -41,15 +40,9 @@ class RetrievalEvaluator(BaseEvaluator):
     """
 
     def __init__(
-        self,
-        dataset: RetrievalDataset,
-        split: str,
-        model: ResolvedModel,
-        batch_size: int = 64,
-        progress: StageProgress | None = None,
+        self, dataset: RetrievalDataset, split: str, model: ResolvedModel, batch_size: int = 64
     ) -> None:
         super().__init__()
-        self.progress = progress
         self.dataset = dataset
         self.split = split
         self.model = model
@@ -66,7 +59,6 @@ class RetrievalEvaluator(BaseEvaluator):
     ) -> dict[str, float]:
         start = time.perf_counter()
         embedder = wrap_embedder(self.model, model, f"training-step-{steps}", self.batch_size)
-        spec = EvalSpec(split=self.split, count_truncated=False)
-        report = evaluate(self.dataset, embedder, spec, progress=self.progress)
+        report = evaluate(self.dataset, embedder, EvalSpec(split=self.split, count_truncated=False))
         self.seconds += time.perf_counter() - start
         return dict(report.metrics)

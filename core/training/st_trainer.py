@@ -184,14 +184,7 @@ def train_st(
 
     train_split, val_split = splits
     table: Dataset = Dataset.from_dict(columns or train_columns(spec, ds, train_split, teacher))
-    evaluator = None
-    if val_split:
-        evaluator = RetrievalEvaluator(
-            ds,
-            val_split,
-            base,
-            progress=lambda s, d, t: reporter.on_progress(f"validate: {s}", d, t),
-        )
+    evaluator = RetrievalEvaluator(ds, val_split, base) if val_split else None
     progress = ProgressCallback(reporter, should_cancel)
     ckpt = output_dir / CHECKPOINTS
     args = training_args(spec, ckpt, table.column_names, base.config, evaluator is not None)

@@ -65,20 +65,3 @@ def test_steps_write_at_most_once_a_second_with_an_eta_from_step_time(
     pace = 0.25 * done * 0.1 / (0.1 + 0.8 * (done - 1) / 100)
     assert abs(row.eta_seconds - (left + pace)) < 1e-6
     assert row.progress == 0.1 + 0.8 * done / 100
-
-
-def test_a_validation_between_training_steps_moves_the_stage_and_holds_the_bar(
-    factory, settings: Settings
-) -> None:
-    from core.jobs.kinds.finetune import DbReporter
-
-    job_id, token = running_job(factory)
-    ctx = JobContext(job_id, factory, settings, settings.jobs_dir / job_id, token, lambda *_: None)
-    reporter = DbReporter(ctx)
-    reporter.on_progress("train", 40, 100)
-    before = ctx.fraction
-    reporter.on_progress("validate: encode_corpus", 300, 300)  # a stage's end is always written
-    with factory() as session:
-        row = session.get(JobRow, job_id)
-    assert (row.stage, row.current_step, row.total_steps) == ("validate: encode_corpus", 300, 300)
-    assert row.progress == before  # the bar neither jumps nor goes back

@@ -106,9 +106,6 @@ class DbReporter:
         self.ctx.metrics(step, {"loss": loss, "learning_rate": lr})
 
     def on_progress(self, stage: str, done: int, total: int) -> None:
-        if stage.startswith("validate: "):  # an evaluation between training steps: the bar
-            self.ctx.step(stage, self.ctx.fraction, 0.0, done, total)  # holds, the stage moves
-            return
         self.ctx.step(stage, *SPANS.get(stage, SPANS["train"]), done, total)
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
