@@ -3,6 +3,7 @@ lost its queue, SIGTERM during a deploy. Postgres stays the source of truth thro
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -61,7 +62,9 @@ def test_kill_9_mid_finetune_resumes_from_checkpoint_to_one_model(
     assert job["attempts"] == 2
     log = events(api, job_id)
     assert any("worker stopped answering" in e for e in log)
-    assert any("resum" in e.lower() and "10" in e for e in log), log
+    # The kill lands a few steps after 14, so the worker may have saved checkpoint-20 by then.
+    resumed = [int(m[1]) for e in log if (m := re.search(r"resuming from checkpoint-(\d+)", e))]
+    assert resumed and resumed[0] >= 10 and resumed[0] % 10 == 0, log
     tuned = [m for m in api.get("/v1/models").json()["data"] if m["job_id"] == job_id]
     assert len(tuned) == 1 and tuned[0]["id"] == job["result"]["model_id"]
 
