@@ -62,6 +62,7 @@ class DataIssue:
     line: int | None = None
     field: str | None = None
     expected: str | None = None
+    ids: tuple[str, ...] | None = None  # the records it concerns (data checks)
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line) if p is not None)
@@ -73,7 +74,10 @@ class DataIssue:
         return f"{msg} (expected {self.expected})" if self.expected else msg
 
     def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.ids is not None:
+            out["ids"] = list(self.ids)
+        return out
 
 
 @dataclass
@@ -90,6 +94,21 @@ class DatasetInvalid(InvalidInput):
             f"{first}{more}" if first else "invalid dataset",
             code=first.code if first else "invalid_dataset",
             param=first.field if first else None,
+        )
+
+
+class DataCheckFailed(DatasetInvalid):
+    """A dataset fails a check that training needs (``core.datasets.checks``): code
+    ``data_check_failed``; each issue names its check and the ids concerned."""
+
+    def __post_init__(self) -> None:
+        names = ", ".join(dict.fromkeys(i.code for i in self.issues))
+        first = self.issues[0] if self.issues else None
+        InvalidInput.__init__(
+            self,
+            f"the dataset fails data checks ({names}): {first}" if first else "data checks failed",
+            code="data_check_failed",
+            param="dataset_id",
         )
 
 

@@ -6,8 +6,9 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from core.datasets.checks import dataset_checks
 from core.datasets.model import RetrievalDataset
 
 CountTokens = Callable[[Sequence[str], Literal["query", "document"]], list[int]]
@@ -101,6 +102,8 @@ class DatasetStats:
     model_lengths: ModelLengths | None = None  # lengths in a model's tokens, when one is given
     # Words per text: {"documents": Histogram, "queries": Histogram}.
     length_histograms: dict[str, Histogram] = field(default_factory=dict)
+    # Data checks (``core.datasets.checks``): per check its count and first examples.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -139,6 +142,7 @@ def dataset_stats(ds: RetrievalDataset, model_lengths: ModelLengths | None = Non
             "documents": Histogram.of(doc_words),
             "queries": Histogram.of(query_words),
         },
+        checks=dataset_checks(ds),
     )
 
 

@@ -103,6 +103,7 @@ def check(session: Session, spec: CompareJobSpec, sub: Submission) -> None:
         if METHODS[method].finetune:
             _, child = _child_spec(spec, method, {})
             finetune.finetune_spec(child, base)
+            finetune.check_data(session, child)
 
 
 def plan(session: Session, job: JobRow, spec: CompareJobSpec) -> list[JobRow]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from core.datasets.checks import fatal_in_stats, require_trainable
 from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out, split_by_query
 from core.jobs.common import (
@@ -29,7 +30,7 @@ from core.names import Name
 from core.services.models import model_location
 from core.store import repos
 from core.store.db import transaction
-from core.store.tables import JobRow, ModelRow
+from core.store.tables import DatasetRow, JobRow, ModelRow
 from core.training.hooks import Teacher
 from core.training.spec import FinetuneSpec
 
@@ -72,6 +73,7 @@ def finetune_spec(
 
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
+    check_data(session, spec)
     finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)
     if spec.params.teacher_reranker is not None:
         check_model(session, spec.params.teacher_reranker, sub)
@@ -79,6 +81,20 @@ def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
 
 def plan(session: Session, job: JobRow, spec: FinetuneJobSpec) -> list[JobRow]:
     return []
+
+
+def evaluated_splits(spec: Any) -> list[str]:
+    """The splits a training job evaluates on: none of their queries may be trained on."""
+    return [*spec.held_out_splits, *([spec.val_split] if spec.val_split else [])]
+
+
+def check_data(session: Session, spec: Any) -> None:
+    """Refuse at submission what the dataset's stored data checks already show fatal for
+    these splits (``data_check_failed``); the job checks the data it loads again."""
+    row = session.get(DatasetRow, spec.dataset_id)
+    if row is not None:
+        checks = row.stats.get("checks", {})
+        fatal_in_stats(checks, train_split=spec.train_split, held_out=evaluated_splits(spec))
 
 
 # Where each stage of ``run_finetune`` sits in the job's progress: mining hard negatives and
@@ -128,6 +144,7 @@ def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDatas
                     f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
                     "not trained on"
                 )
+    require_trainable(ds, train_split=spec.train_split, held_out=evaluated_splits(spec))
     if spec.val_split is not None:
         return ds, spec.val_split
     names = (spec.train_split, "val")

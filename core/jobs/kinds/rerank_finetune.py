@@ -19,7 +19,7 @@ from core.jobs.common import (
     trusted_path,
 )
 from core.jobs.context import JobContext
-from core.jobs.kinds.finetune import DbReporter, store_model, training_data
+from core.jobs.kinds.finetune import DbReporter, check_data, store_model, training_data
 from core.names import Name
 from core.reranking.spec import RerankSpec
 from core.services.models import model_location
@@ -64,6 +64,7 @@ def rerank_spec(spec: RerankJobSpec, base_model: str, teacher: str | None) -> Re
 
 def check(session: Session, spec: RerankJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
+    check_data(session, spec)
     if spec.first_stage is not None:
         check_model(session, spec.first_stage, sub)
     teacher = check_model(session, spec.teacher_model, sub) if spec.teacher_model else None
