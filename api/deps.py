@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.security import Inference
+from core.errors import NotFound
 from core.jobs.ports import Enqueue
+from core.services import aliases
 from core.services.idempotency import Idempotency, Stored, body_hash
 from core.settings import Settings
 from core.store import repos
@@ -70,6 +72,15 @@ def model(session: SessionDep, caller: Inference, model_id: str) -> ModelRow:
 def index(
     session: SessionDep, caller: Inference, index_id: Annotated[str, Path(pattern=r"^[\w-]{1,40}$")]
 ) -> IndexRow:
+    """The index ``index_id``, or the index of the project's alias of that name (read once
+    with its model: the pair of one move)."""
+    target = aliases.resolve_now(session, project_id=caller.project_id, name=index_id)
+    if target is not None:
+        if target.index_id is None:
+            raise NotFound(
+                f"alias '{index_id}' names no index", code="alias_without_index", param="index_id"
+            )
+        index_id = target.index_id
     return repos.get_or_404(session, IndexRow, index_id, "index", project_id=caller.project_id)
 
 

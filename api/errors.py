@@ -16,7 +16,6 @@ from core.errors import (
     Cancelled,
     Conflict,
     CoreError,
-    DatasetInvalid,
     InvalidInput,
     NotFound,
     Overloaded,
@@ -66,9 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CoreError)
     async def core_error(_: Request, exc: CoreError) -> JSONResponse:
         status = next((s for cls, s in STATUS_OF if isinstance(exc, cls)), 400)
-        extra = (
-            {"issues": [i.as_dict() for i in exc.issues]} if isinstance(exc, DatasetInvalid) else {}
-        )
+        extra = exc.details()
         headers = None
         if isinstance(exc, Overloaded):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}

@@ -13,6 +13,7 @@ from api.limits import BodyLimit
 from api.metrics import HttpMetrics
 from api.metrics import router as metrics_router
 from api.routes import (
+    aliases,
     datasets,
     documents,
     embeddings,
@@ -28,6 +29,7 @@ from api.routes import (
 from api.security import KeyCache, RateLimiter, require
 from core.bootstrap import bootstrap
 from core.jobs.metrics import JobTableCollector
+from core.services.aliases import AliasResolver
 from core.services.serving import ModelOwners
 from core.settings import Settings
 
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.factory = platform.factory
     app.state.engine = platform.serving
     app.state.model_owners = ModelOwners(platform.factory)
+    app.state.aliases = AliasResolver(platform.factory, settings.alias_cache_seconds)
     app.state.enqueue = platform.enqueue
     app.state.broker_ping = platform.broker_ping
     app.state.job_metrics = CollectorRegistry()
@@ -72,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics)
     app.include_router(health.router)  # open: probes send no key
     app.include_router(metrics_router)  # its own access rule (EMBEDTUNE_METRICS_ACCESS)
-    for module in (models, embeddings, rerank, indexes):
+    for module in (models, embeddings, rerank, indexes, aliases):
         app.include_router(module.router, dependencies=[Depends(require("inference"))])
     for module in (datasets, documents, jobs, reports):  # inference keys: no data, no jobs
         app.include_router(module.router, dependencies=[Depends(require("user"))])

@@ -16,6 +16,10 @@ class CoreError(Exception):
         self.code = code or type(self).code
         self.param = param
 
+    def details(self) -> dict[str, object]:
+        """Fields the error body carries beside code, message and param."""
+        return {}
+
 
 class NotFound(CoreError):
     code = "not_found"
@@ -95,6 +99,9 @@ class DatasetInvalid(InvalidInput):
             code=first.code if first else "invalid_dataset",
             param=first.field if first else None,
         )
+
+    def details(self) -> dict[str, object]:
+        return {"issues": [i.as_dict() for i in self.issues]}
 
 
 class DataCheckFailed(DatasetInvalid):

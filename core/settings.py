@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     metrics_access: Literal["loopback", "key", "open"] = "loopback"
     worker_metrics_port: int | None = None
     cache_dtype: Literal["float32", "float16"] = "float32"  # new embedding-cache shards
+    # Promotion of a model to an alias (core/services/aliases.py): the gate's validation
+    # metric, the gain it needs over the current model, the largest forgetting drop it admits.
+    promotion_metric: Literal["ndcg@10", "recall@10", "mrr@10", "map@10", "recall@100"] = "ndcg@10"
+    promotion_min_gain: float = Field(0.0, ge=0, le=1)
+    promotion_max_forgetting_drop: float = Field(0.02, ge=0, le=1)
+    alias_cache_seconds: float = 1.0  # an API process sees another one's alias move this late
     # Query synthesis with an LLM (core/synthesis/llm.py): an OpenAI-compatible
     # chat-completions endpoint chosen by the operator; the key never leaves the process.
     llm_base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 (Ollama), vLLM, OpenAI

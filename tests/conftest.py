@@ -126,7 +126,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_unconfigure() -> None:
     SERVICES.stop()
+
+
 TABLES = (
+    "alias_events",
+    "aliases",
     "metrics",
     "job_dependencies",
     "job_events",

@@ -19,6 +19,7 @@ from api.schemas.embeddings import (
 )
 from api.security import Inference
 from core.errors import InvalidInput
+from core.services.aliases import AliasResolver
 from core.services.serving import ModelOwners
 from core.serving import Encoded, Engine, ModelKey
 from core.serving.token_ids import TokenIdMode, decode_openai
@@ -35,8 +36,24 @@ async def get_owners(request: Request) -> ModelOwners:
     return request.app.state.model_owners
 
 
+async def get_aliases(request: Request) -> AliasResolver:
+    return request.app.state.aliases
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 OwnersDep = Annotated[ModelOwners, Depends(get_owners)]
+AliasesDep = Annotated[AliasResolver, Depends(get_aliases)]
+
+
+async def served_model(
+    name: str, aliases: AliasResolver, owners: ModelOwners, project_id: str
+) -> str:
+    """The model that answers for ``name``: an alias of the project resolved once for the
+    whole request (its model id), else ``name``; 404 for another project's tuned model."""
+    target = await aliases.resolve(project_id, name)
+    model = target.model_id if target is not None else name
+    await owners.check(model, project_id)
+    return model
 
 
 @router.post("/embeddings", response_model=EmbeddingList)
@@ -44,34 +61,40 @@ async def create_embeddings(
     body: EmbeddingCreate,
     engine: EngineDep,
     owners: OwnersDep,
+    aliases: AliasesDep,
     caller: Inference,
     request: Request,
 ) -> Response:
     """Embed texts (or token ids, see ``EmbeddingCreate.input``), batched with concurrent
     requests. 404 for an unknown model (another project's fine-tuned model is one), 413 for
     too many inputs or an input over the model's maximum tokens when not truncating, 429 with
-    ``Retry-After`` when the model's queue is full."""
-    await owners.check(body.model, caller.project_id)
+    ``Retry-After`` when the model's queue is full. ``model`` may be an alias of the
+    project (``/v1/aliases``): the answer's ``model`` is then the model id that embedded."""
+    model = await served_model(body.model, aliases, owners, caller.project_id)
+    key = ModelKey(model)
     mode = request.app.state.settings.serve_token_ids
     if body.output == "multi_vector":
         vectors, tokens = await engine.embed_tokens(
-            ModelKey(body.model),
-            await _texts(body, engine, mode),
+            key,
+            await _texts(body, engine, mode, key),
             side=body.input_type,
             truncate=body.truncate,
         )
-        return Response(_json(Encoded(vectors, tokens), body), media_type="application/json")
+        encoded = Encoded(vectors, tokens)
+        return Response(_json(encoded, body, model), media_type="application/json")
     encoded = await engine.embed(
-        ModelKey(body.model),
-        await _texts(body, engine, mode),
+        key,
+        await _texts(body, engine, mode, key),
         side=body.input_type,
         truncate=body.truncate,
         dimensions=body.dimensions,
     )
-    return Response(_json(encoded, body), media_type="application/json")
+    return Response(_json(encoded, body, model), media_type="application/json")
 
 
-async def _texts(body: EmbeddingCreate, engine: Engine, mode: TokenIdMode) -> list[str]:
+async def _texts(
+    body: EmbeddingCreate, engine: Engine, mode: TokenIdMode, key: ModelKey
+) -> list[str]:
     ids = body.token_ids
     if ids is None:
         return body.texts
@@ -81,33 +104,31 @@ async def _texts(body: EmbeddingCreate, engine: Engine, mode: TokenIdMode) -> li
             code="token_ids_refused",
             param="input",
         )
-    return (
-        decode_openai(ids) if mode == "openai" else await engine.decode(ModelKey(body.model), ids)
-    )
+    return decode_openai(ids) if mode == "openai" else await engine.decode(key, ids)
 
 
 @router.post("/scores", response_model=ScoreList)
 async def create_scores(
-    body: ScoreCreate, engine: EngineDep, owners: OwnersDep, caller: Inference
+    body: ScoreCreate, engine: EngineDep, owners: OwnersDep, aliases: AliasesDep, caller: Inference
 ) -> ScoreList:
     """MaxSim scores of (query, document) pairs with a late-interaction (ColBERT) model;
     422 ``not_multi_vector`` for a model that gives one vector per text."""
-    await owners.check(body.model, caller.project_id)
+    model = await served_model(body.model, aliases, owners, caller.project_id)
     scores, tokens = await engine.score_pairs(
-        ModelKey(body.model), [p.query for p in body.pairs], [p.document for p in body.pairs]
+        ModelKey(model), [p.query for p in body.pairs], [p.document for p in body.pairs]
     )
     return ScoreList(
         data=[Score(index=i, score=s) for i, s in enumerate(scores)],
-        model=body.model,
+        model=model,
         usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
     )
 
 
-def _json(encoded: Encoded, body: EmbeddingCreate) -> bytes:
+def _json(encoded: Encoded, body: EmbeddingCreate, model: str) -> bytes:
     """The ``EmbeddingList`` body, written by orjson straight from the float32 rows."""
     rows = encoded.vectors
     vectors = [to_base64(v) for v in rows] if body.encoding_format == "base64" else list(rows)
     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
     usage = {"prompt_tokens": encoded.tokens, "total_tokens": encoded.tokens}
-    document = {"object": "list", "data": data, "model": body.model, "usage": usage}
+    document = {"object": "list", "data": data, "model": model, "usage": usage}
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)

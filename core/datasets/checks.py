@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,16 +49,24 @@ def normalize_text(text: str) -> str:
 
 @dataclass
 class CheckResult:
-    """How many records fail a check, and the first ``MAX_LISTED`` of them."""
+    """The records that fail a check; stats keep their count and the first ``MAX_LISTED``."""
 
-    count: int = 0
-    items: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None  # why the check did not run
 
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return self.records[:MAX_LISTED]
+
     def add(self, item: dict[str, Any]) -> None:
-        self.count += 1
-        if len(self.items) < MAX_LISTED:
-            self.items.append(item)
+        self.records.append(item)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "items": self.items, "skipped": self.skipped}
 
 
 def dataset_checks(ds: RetrievalDataset, *, train_split: str = "train") -> dict[str, Any]:
@@ -74,22 +82,50 @@ def dataset_checks(ds: RetrievalDataset, *, train_split: str = "train") -> dict[
         "positive_empty_document": positive_empty_documents(ds),
         "query_without_positives": queries_without_positives(ds, ds.splits),
     }
-    return {"train_split": train_split, **{k: asdict(v) for k, v in results.items()}}
+    return {"train_split": train_split, **{k: v.as_dict() for k, v in results.items()}}
+
+
+def fatal_checks(
+    ds: RetrievalDataset, *, train_split: str, held_out: Iterable[str]
+) -> dict[str, CheckResult]:
+    """The fatal checks for training ``train_split`` and evaluating on ``held_out``."""
+    held = [s for s in held_out if s in ds.qrels and s != train_split]
+    contradictions = positive_is_negative(ds, ds.split_qrels(train_split))
+    return {
+        "test_query_in_train": held_out_overlap(ds, train_split, held)[0],
+        "positive_is_negative": CheckResult([r for r in contradictions.records if r["train"]]),
+        "query_without_positives": queries_without_positives(ds, [train_split]),
+    }
 
 
 def require_trainable(ds: RetrievalDataset, *, train_split: str, held_out: Iterable[str]) -> None:
     """Raise ``DataCheckFailed`` when training ``train_split`` would leak held-out queries,
     train against contradicting labels, or hold queries without positives."""
-    held = [s for s in held_out if s in ds.qrels and s != train_split]
-    train_queries = ds.split_qrels(train_split).keys()
-    found = {
-        "test_query_in_train": held_out_overlap(ds, train_split, held)[0],
-        "positive_is_negative": positive_is_negative(ds, train_queries),
-        "query_without_positives": queries_without_positives(ds, [train_split]),
-    }
+    found = fatal_checks(ds, train_split=train_split, held_out=held_out)
     issues = [_issue(name, result) for name, result in found.items() if result.count]
     if issues:
         raise DataCheckFailed(issues=issues)
+
+
+def drop_fatal(
+    ds: RetrievalDataset, *, train_split: str, held_out: Iterable[str]
+) -> tuple[RetrievalDataset, dict[str, int]]:
+    """``ds`` without what the fatal checks find, and how many records each check dropped:
+    the train judgments of train queries that leak into a held-out split and of queries
+    without positives, and the negatives that are positives of their query."""
+    found = fatal_checks(ds, train_split=train_split, held_out=held_out)
+    unjudged = {r["train_query_id"] for r in found["test_query_in_train"].records} | {
+        r["query_id"] for r in found["query_without_positives"].records
+    }
+    wrong = {(r["query_id"], r["doc_id"]) for r in found["positive_is_negative"].records}
+    train = {q: j for q, j in ds.qrels[train_split].items() if q not in unjudged}
+    negatives = {
+        q: kept
+        for q, docs in ds.negatives.items()
+        if (kept := [d for d in docs if (q, d) not in wrong])
+    }
+    dropped = {name: result.count for name, result in found.items() if result.count}
+    return replace(ds, qrels={**ds.qrels, train_split: train}, negatives=negatives), dropped
 
 
 def fatal_in_stats(checks: dict[str, Any], *, train_split: str, held_out: Iterable[str]) -> None:
@@ -107,7 +143,7 @@ def fatal_in_stats(checks: dict[str, Any], *, train_split: str, held_out: Iterab
     for name, keep in relevant.items():
         items = [item for item in checks.get(name, {}).get("items", []) if keep(item)]
         if items:
-            issues.append(_issue(name, CheckResult(len(items), items)))
+            issues.append(_issue(name, CheckResult(items)))
     if issues:
         raise DataCheckFailed(issues=issues)
 

@@ -15,6 +15,7 @@ from core.datasets.options import ReadOptions
 from core.datasets.stats import ModelLengths, dataset_stats
 from core.errors import Conflict
 from core.names import check_name, child_path
+from core.services.aliases import refuse_if_aliased
 from core.services.models import embedder_for, model_location
 from core.settings import Settings
 from core.store import repos
@@ -130,6 +131,7 @@ def delete_dataset(session: Session, *, settings: Settings, dataset_id: str) -> 
     """Delete a dataset, and its files once that is committed; refused while a queued or
     running job uses it."""
     row = repos.get_or_404(session, DatasetRow, dataset_id, "dataset")
+    refuse_if_aliased(session, dataset_id=dataset_id)  # its indexes go with it
     if active := repos.active_jobs_using(session, dataset_id=dataset_id):
         raise Conflict(
             f"dataset '{dataset_id}' is used by active jobs: {', '.join(active)}",

@@ -13,6 +13,7 @@ from core.errors import Conflict, InvalidInput
 from core.models.embedder import Embedder, load_embedder
 from core.models.remote import RemoteEmbedder, RemoteEndpoint, is_remote
 from core.models.resolve import PACKAGED_MODELS, packaged_dir
+from core.services.aliases import refuse_if_aliased
 from core.settings import Settings
 from core.store import repos
 from core.store.db import after_commit
@@ -83,7 +84,9 @@ def remote_embedder(settings: Settings, ref: str) -> RemoteEmbedder:
 
 
 def delete_model(session: Session, *, model_id: str) -> None:
+    """Delete a tuned model and its files; refused while a job or an alias uses it."""
     row = repos.get_or_404(session, ModelRow, model_id, "model")
+    refuse_if_aliased(session, model_id=model_id)
     active = [
         job.id
         for job in repos.active_jobs(session)

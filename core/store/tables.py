@@ -223,3 +223,44 @@ class IdempotencyRow(Base):
     response: Mapped[dict[str, Any]] = mapped_column(default=dict)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasRow(Base):
+    """A project's name for a (model, index) pair, e.g. ``prod``: clients send it as the
+    ``model`` of ``/v1/embeddings`` and as the index of a search. Moving it updates both
+    columns in one transaction, so a reader sees the old pair or the new one."""
+
+    __tablename__ = "aliases"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
+    index_id: Mapped[str | None] = mapped_column(ForeignKey("indexes.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # +1 at each move
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the gate's, at the move
+    updated_by: Mapped[str] = mapped_column(String(200))  # "key name (key id)"
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasEventRow(Base):
+    """One move of an alias: from what, to what, who moved it, whether the gate was forced.
+    Ids are kept as text, so the history outlives the models and indexes it names."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_project_alias", "project_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    alias: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(20))  # "promoted" | "forced" | "deleted"
+    model_id: Mapped[str | None] = mapped_column(String(40))
+    index_id: Mapped[str | None] = mapped_column(String(40))
+    previous_model_id: Mapped[str | None] = mapped_column(String(40))
+    previous_index_id: Mapped[str | None] = mapped_column(String(40))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor_key_id: Mapped[str] = mapped_column(String(40))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -81,6 +81,7 @@ def test_finetune_job_produces_a_listed_model_that_evaluates(
             "base_model": base,
             "method": "full",
             "params": {"epochs": 1, "batch_size": 32, "max_seq_length": 64, "logging_steps": 2},
+            "data_checks": "drop",  # the sample: 2 test queries have a train query's text
         },
     )
     job, seen = wait_for(api, job_id)
@@ -108,6 +109,7 @@ def test_cancelling_a_running_finetune_ends_cancelled_within_seconds(
             "base_model": base,
             "method": "full",
             "params": {"epochs": 50, "batch_size": 16, "max_seq_length": 64},
+            "data_checks": "drop",
         },
     )
     deadline = time.monotonic() + 300

@@ -37,6 +37,7 @@ def long_finetune(dataset_id: str, model: Path) -> FinetuneJob:
             "base_model": str(model),
             "method": "full",
             "params": {"epochs": 50, "batch_size": 16, "max_seq_length": 32},
+            "data_checks": "drop",  # the sample: 2 test queries have a train query's text
         },
     )
 
@@ -231,6 +232,7 @@ def test_a_finetune_never_trains_on_a_query_its_test_split_judges(
         "dataset_id": dataset_id,
         "base_model": str(tiny_model_dir),
         "params": {"epochs": 1, "batch_size": 16, "max_seq_length": 32, "mine_negatives": False},
+        "data_checks": "drop",
     }
     job_id = submit(factory, FinetuneJob(type="finetune", spec=spec))
     outcome = run_job(job_id, factory=factory, settings=settings, worker="w", enqueue=print)

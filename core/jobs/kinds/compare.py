@@ -46,7 +46,8 @@ from core.jobs.kinds import eval as eval_kind
 from core.jobs.kinds import finetune, nudge
 from core.names import Name
 from core.store import repos
-from core.store.tables import DatasetRow, JobRow, as_utc, utcnow
+from core.store.db import transaction
+from core.store.tables import DatasetRow, JobRow, ModelRow, as_utc, utcnow
 
 TYPE = "compare"
 QUEUE = "cpu"  # only the scoring step runs here: the fine-tunes are children on the gpu queue
@@ -74,6 +75,7 @@ class CompareJobSpec(SpecModel):
         default_factory=lambda: finetune.FinetuneParams(),
         description="The fine-tune settings of every fine-tune.",
     )
+    data_checks: finetune.DataChecks = finetune.DATA_CHECKS
 
     @model_validator(mode="after")
     def _methods(self) -> CompareJobSpec:
@@ -148,6 +150,7 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
             val_fraction=spec.val_fraction,
             held_out_splits=[spec.test_split],
             params=spec.params,
+            data_checks=spec.data_checks,
         )
     source = {"model_from_job": made[info.builds_on]} if info.builds_on else {}
     return nudge.TYPE, nudge.Spec(
@@ -196,6 +199,8 @@ class _Scorer:
             span = 1 / len(jobs)
             self.ctx.progress(i * span, stage=f"score {method}", force=True)
             runs.append(self._run(method, job, jobs, (i * span, span)))
+        if self.forgets:
+            self._record_forgetting(runs, jobs)
         return build_report(
             runs,
             queries={q: query.text for q, query in self.ds.queries.items()},
@@ -204,6 +209,31 @@ class _Scorer:
             base_model=self.spec.base_model,
             forgetting_dataset=names.get(self.spec.forgetting_dataset_id or ""),
         )
+
+    def _record_forgetting(self, runs: list[MethodRun], jobs: dict[str, JobRow]) -> None:
+        """Keep each fine-tuned model's forgetting with the model (``metrics.forgetting``:
+        base and model figures, ``drop`` = base - model), where the promotion gate reads it."""
+        base = next((r.forgetting for r in runs if r.method == "base" and r.forgetting), None)
+        tuned = [r for r in runs if r.forgetting and jobs[r.method].type == finetune.TYPE]
+        if base is None or not tuned:
+            return
+        with transaction(self.ctx.factory) as session:
+            for run in tuned:
+                row = session.get(ModelRow, jobs[run.method].result["model_id"])
+                if row is None or run.forgetting is None:
+                    continue
+                drop = {k: base[k] - v for k, v in run.forgetting.items() if k in base}
+                row.metrics = {
+                    **row.metrics,
+                    "forgetting": {
+                        "dataset_id": self.spec.forgetting_dataset_id,
+                        "split": self.spec.forgetting_split,
+                        "compare_job_id": self.ctx.job_id,
+                        "base": base,
+                        "model": run.forgetting,
+                        "drop": drop,
+                    },
+                }
 
     def _run(
         self, method: str, job: JobRow, jobs: dict[str, JobRow], span: tuple[float, float]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from core.datasets.checks import fatal_in_stats, require_trainable
+from core.datasets.checks import drop_fatal, fatal_in_stats, require_trainable
 from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out, split_by_query
 from core.jobs.common import (
@@ -36,6 +36,12 @@ from core.training.spec import FinetuneSpec
 
 TYPE = "finetune"
 QUEUE = "gpu"
+DataChecks = Literal["refuse", "drop"]
+DATA_CHECKS: Any = Field(
+    "refuse",
+    description="A fatal data check (docs/quality-loop.md) refuses the job with code "
+    "data_check_failed and the ids, or with 'drop' removes what it names from training.",
+)
 FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name="FinetuneParams")
 
 
@@ -55,6 +61,7 @@ class FinetuneJobSpec(SpecModel):
         "trained on (a compare job names its test split).",
     )
     params: FinetuneParams = Field(default_factory=lambda: FinetuneParams())
+    data_checks: DataChecks = DATA_CHECKS
 
 
 class FinetuneJob(SpecModel):
@@ -92,7 +99,7 @@ def check_data(session: Session, spec: Any) -> None:
     """Refuse at submission what the dataset's stored data checks already show fatal for
     these splits (``data_check_failed``); the job checks the data it loads again."""
     row = session.get(DatasetRow, spec.dataset_id)
-    if row is not None:
+    if row is not None and spec.data_checks == "refuse":
         checks = row.stats.get("checks", {})
         fatal_in_stats(checks, train_split=spec.train_split, held_out=evaluated_splits(spec))
 
@@ -144,7 +151,7 @@ def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDatas
                     f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
                     "not trained on"
                 )
-    require_trainable(ds, train_split=spec.train_split, held_out=evaluated_splits(spec))
+    ds = checked(ctx, ds, spec)
     if spec.val_split is not None:
         return ds, spec.val_split
     names = (spec.train_split, "val")
@@ -152,6 +159,19 @@ def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDatas
         ds, source=spec.train_split, val_fraction=spec.val_fraction, seed=seed, names=names
     )
     return ds, "val"
+
+
+def checked(ctx: JobContext, ds: RetrievalDataset, spec: Any) -> RetrievalDataset:
+    """``ds`` past the fatal data checks: refused (``data_check_failed``), or with
+    ``data_checks="drop"`` without the records they name (logged)."""
+    splits = {"train_split": spec.train_split, "held_out": evaluated_splits(spec)}
+    if spec.data_checks == "refuse":
+        require_trainable(ds, **splits)
+        return ds
+    ds, dropped = drop_fatal(ds, **splits)
+    for name, count in dropped.items():
+        ctx.log(f"data check {name}: {count} record(s) dropped from training")
+    return ds
 
 
 def store_model(

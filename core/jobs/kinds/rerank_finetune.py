@@ -19,7 +19,14 @@ from core.jobs.common import (
     trusted_path,
 )
 from core.jobs.context import JobContext
-from core.jobs.kinds.finetune import DbReporter, check_data, store_model, training_data
+from core.jobs.kinds.finetune import (
+    DATA_CHECKS,
+    DataChecks,
+    DbReporter,
+    check_data,
+    store_model,
+    training_data,
+)
 from core.names import Name
 from core.reranking.spec import RerankSpec
 from core.services.models import model_location
@@ -49,6 +56,7 @@ class RerankJobSpec(SpecModel):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     held_out_splits: list[Name] = Field(default_factory=lambda: ["test"], max_length=16)
     params: RerankParams = Field(default_factory=lambda: RerankParams())
+    data_checks: DataChecks = DATA_CHECKS
 
 
 class RerankJob(SpecModel):
