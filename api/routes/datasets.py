@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import DatasetDep, GuardDep, IdempotencyKey, SessionDep, SettingsDep, replayed
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
-from api.schemas.datasets import DatasetPage, DatasetRead
+from api.schemas.datasets import DatasetCorrections, DatasetPage, DatasetRead
 from api.security import User
+from core.datasets.corrections import Correction
 from core.datasets.options import ReadOptions, parse_columns
 from core.errors import TooLarge
 from core.names import Name
@@ -138,6 +139,30 @@ def list_datasets(
 @router.get("/{dataset_id}", response_model=DatasetRead)
 def get_dataset(dataset: DatasetDep) -> DatasetRead:
     return DatasetRead.model_validate(dataset)
+
+
+@router.post(
+    "/{dataset_id}/corrections", status_code=status.HTTP_201_CREATED, response_model=DatasetRead
+)
+def correct_dataset(
+    body: DatasetCorrections, dataset: DatasetDep, session: SessionDep, settings: SettingsDep
+) -> JSONResponse:
+    """A new dataset version: this one with the listed negatives judged relevant in
+    ``split`` and no longer negatives; this dataset is left intact. 422 names each
+    correction that does not apply (``not_a_negative``, ``unknown_doc_id``, ...)."""
+    row = catalog.correct_dataset(
+        session,
+        settings=settings,
+        row=dataset,
+        corrections=[Correction(c.query_id, c.doc_id) for c in body.corrections],
+        split=body.split,
+        name=body.name,
+    )
+    read = DatasetRead.model_validate(row).model_dump(mode="json")
+    session.commit()
+    return JSONResponse(
+        read, status.HTTP_201_CREATED, headers={"Location": f"/v1/datasets/{row.id}"}
+    )
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)

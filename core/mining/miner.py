@@ -23,7 +23,7 @@ from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.evaluation.evaluator import StageProgress, encode_cached
 from core.indexing.faiss_index import VectorIndex
-from core.mining.report import MiningReport, MiningTally
+from core.mining.report import MiningReport, MiningTally, ReviewItem
 from core.mining.select import select_negatives
 from core.mining.spec import MiningSpec
 from core.models.cache import EmbeddingCache
@@ -92,9 +92,18 @@ def mine_negatives(
         timings=timings,
         spec=dataclasses.asdict(spec),
         cache={"corpus_hits": hits, "corpus_misses": len(set(doc_texts)) - hits},
+        review=_with_texts(tally, dataset),
     )
     negatives = {q: n for q, n in {**dataset.negatives, **mined}.items() if n}
     return dataclasses.replace(dataset, negatives=negatives), report
+
+
+def _with_texts(tally: MiningTally, dataset: RetrievalDataset) -> list[ReviewItem]:
+    """The tally's review list with the query, positive and negative texts."""
+    items = tally.review()
+    queries = {i.query_id: dataset.queries[i.query_id].text for i in items}
+    docs = {d: dataset.corpus[d].full_text for i in items for d in (i.positive_id, i.negative_id)}
+    return [item.with_texts(queries, docs) for item in items]
 
 
 def query_rng(seed: int, qid: str) -> np.random.Generator:
@@ -152,7 +161,13 @@ def _mine(
                 spec=spec,
                 rng=query_rng(spec.seed, qid) if spec.sampling == "random" else None,
             )
-            tally.add(selection, row_scores, positive_scores[qid])
+            tally.add(
+                selection,
+                row_scores,
+                positive_scores[qid],
+                query_id=qid,
+                positive_ids=targets.positives[qid],
+            )
             mined[qid] = selection.ids
         if progress:
             progress(lo + len(batch), len(qids))

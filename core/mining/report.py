@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import heapq
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,37 @@ from core.mining.select import FILTERS, Selection
 
 CANDIDATE_SAMPLE = 1_000_000
 """Candidate scores kept for the quantiles at most (every n-th query's); the mean is exact."""
+REVIEW_SIZE = 50  # mined negatives listed for review, those scored closest to a positive
+REVIEW_CHARS = 1000  # of each text in the review list
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A mined negative scored close to its query's positive: maybe an unlabeled positive.
+
+    ``margin`` is the positive's score minus the negative's, the positive being the query's
+    lowest-scored one (the one that sets the margin ceiling); texts are cut to
+    ``REVIEW_CHARS``."""
+
+    query_id: str
+    positive_id: str
+    negative_id: str
+    positive_score: float
+    negative_score: float
+    margin: float
+    rank: int
+    query: str = ""
+    positive: str = ""
+    negative: str = ""
+
+    def with_texts(self, queries: Mapping[str, str], documents: Mapping[str, str]) -> ReviewItem:
+        cut = REVIEW_CHARS
+        return replace(
+            self,
+            query=queries[self.query_id][:cut],
+            positive=documents[self.positive_id][:cut],
+            negative=documents[self.negative_id][:cut],
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,8 @@ class MiningReport:
     timings: dict[str, float]
     spec: dict[str, Any]
     cache: dict[str, int] = field(default_factory=dict)
+    # The REVIEW_SIZE negatives with the smallest margin to a positive, smallest first.
+    review: list[ReviewItem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,9 +120,22 @@ class MiningTally:
         self.candidate_sum = 0.0
         self.candidate_count = 0
         self.candidate_sample: list[np.ndarray] = []
+        self._closest: list[tuple[float, int, ReviewItem]] = []  # a max-heap on the margin
+        self._pushed = 0  # breaks ties: earlier queries first
 
-    def add(self, selection: Selection, scores: np.ndarray, positive_scores: list[float]) -> None:
-        """Record one query: its selection, its candidates' scores and its positives' scores."""
+    def add(
+        self,
+        selection: Selection,
+        scores: np.ndarray,
+        positive_scores: list[float],
+        *,
+        query_id: str = "",
+        positive_ids: list[str] | None = None,
+    ) -> None:
+        """Record one query: its selection, its candidates' scores and its positives' scores
+        (of ``positive_ids``, which the review list names)."""
+        if positive_ids:
+            self._review(selection, positive_scores, query_id, positive_ids)
         scores = np.asarray(scores, dtype=np.float64)[: selection.candidates]
         if self.seen % self.stride == 0:
             self.candidate_sample.append(scores)
@@ -99,6 +147,28 @@ class MiningTally:
         self.positive_scores.extend(positive_scores)
         for name, count in selection.removed.items():
             self.removed[name] += count
+
+    def _review(
+        self, selection: Selection, positive_scores: list[float], qid: str, positive_ids: list[str]
+    ) -> None:
+        low = int(np.argmin(positive_scores))
+        for did, rank, score in zip(selection.ids, selection.ranks, selection.scores, strict=True):
+            margin = positive_scores[low] - score
+            if len(self._closest) == REVIEW_SIZE and -self._closest[0][0] <= margin:
+                continue
+            item = ReviewItem(
+                qid, positive_ids[low], did, positive_scores[low], score, margin, rank
+            )
+            self._pushed += 1
+            entry = (-margin, -self._pushed, item)
+            if len(self._closest) < REVIEW_SIZE:
+                heapq.heappush(self._closest, entry)
+            else:
+                heapq.heapreplace(self._closest, entry)
+
+    def review(self) -> list[ReviewItem]:
+        """The negatives closest to a positive, smallest margin first (without texts)."""
+        return [item for _, _, item in sorted(self._closest, key=lambda e: (-e[0], -e[1]))]
 
     def summary(self) -> dict[str, Any]:
         """The tallied fields of :class:`MiningReport`."""

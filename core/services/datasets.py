@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.datasets.checks import MAX_LISTED
+from core.datasets.corrections import Correction, apply_corrections
 from core.datasets.io import load_dataset, save_dataset
 from core.datasets.model import RetrievalDataset
 from core.datasets.options import ReadOptions
@@ -107,6 +109,49 @@ def store_dataset(
         fmt="beir",
         source_job_id=source_job_id,
     )
+
+
+def correct_dataset(
+    session: Session,
+    *,
+    settings: Settings,
+    row: DatasetRow,
+    corrections: list[Correction],
+    split: str = "train",
+    name: str | None = None,
+) -> DatasetRow:
+    """A new dataset (BEIR) in ``row``'s project: its data with the corrected negatives
+    judged relevant in ``split`` (``DatasetInvalid`` for corrections that do not apply);
+    ``row`` is left intact. ``stats.corrections`` names the source and what changed."""
+    check_name(split, param="split")
+    name = name or f"{row.name[:50]}-corrected"
+    check_name(name, param="name")
+    corrected = apply_corrections(load(row), corrections, split=split)
+    staging = staging_dir(settings)
+    try:
+        save_dataset(corrected, child_path(staging, name), "beir")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    new = register_dataset(
+        session,
+        settings=settings,
+        staging=staging,
+        project_id=row.project_id,
+        name=name,
+        fmt="beir",
+    )
+    listed = [{"query_id": c.query_id, "doc_id": c.doc_id} for c in corrections[:MAX_LISTED]]
+    new.stats = {
+        **new.stats,
+        "corrections": {
+            "source_dataset_id": row.id,
+            "split": split,
+            "count": len(set(corrections)),
+            "items": listed,
+        },
+    }
+    return new
 
 
 def load(row: DatasetRow) -> RetrievalDataset:

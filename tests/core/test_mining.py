@@ -368,3 +368,29 @@ def test_cli_writes_a_dataset_that_reloads_with_negatives(
 
     refused = CliRunner().invoke(app, [*args[:7], "--to", "beir"])
     assert isinstance(refused.exception, InvalidInput)
+
+
+def test_the_review_lists_the_negatives_closest_to_a_positive_with_texts(
+    mine: Mine, sample: RetrievalDataset, exact: dict[str, dict[str, float]]
+) -> None:
+    from core.mining.report import REVIEW_CHARS, REVIEW_SIZE
+
+    mined, report = mine(sample)
+    train = sample.split_qrels("train")
+    margins = sorted(
+        min(exact[q][p] for p, g in train[q].items() if g > 0) - exact[q][d]
+        for q, negatives in mined.negatives.items()
+        if q in exact
+        for d in negatives
+    )
+    review = report.review
+    assert len(review) == min(REVIEW_SIZE, len(margins))
+    assert [i.margin for i in review] == sorted(i.margin for i in review)
+    np.testing.assert_allclose([i.margin for i in review], margins[: len(review)], atol=TIE)
+    for item in review:
+        assert item.negative_id in mined.negatives[item.query_id]
+        assert train[item.query_id][item.positive_id] > 0
+        assert item.positive_score - item.negative_score == pytest.approx(item.margin)
+        assert item.query == sample.queries[item.query_id].text[:REVIEW_CHARS]
+        assert item.negative == sample.corpus[item.negative_id].full_text[:REVIEW_CHARS]
+    assert report.as_dict()["review"][0]["negative_id"] == review[0].negative_id

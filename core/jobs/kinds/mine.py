@@ -102,7 +102,8 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         progress=stages(ctx, SPANS),
         should_cancel=ctx.should_cancel,
     )
-    (ctx.artifacts / "mining_report.json").write_text(json.dumps(report.as_dict(), indent=1))
+    figures = report.as_dict()
+    (ctx.artifacts / "mining_report.json").write_text(json.dumps(figures, indent=1))
     ctx.log(f"mined {report.negatives} negatives for {report.queries} queries")
     filtered = None
     if spec.reranker is not None:
@@ -131,6 +132,9 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         "queries_short": report.queries_short,
         "removed": report.removed,
         **({"reranker_filter": filtered.as_dict()} if filtered else {}),
+        # For a person to check: negatives scored closest to a positive (correct the wrong
+        # ones with POST /v1/datasets/{dataset_id}/corrections).
+        "review": figures["review"],
     }
 
 
