@@ -82,6 +82,9 @@ def alias_events(
     caller: Inference,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AliasEventRead]:
-    """The alias's moves, newest first: who made each one and whether the gate was forced."""
+    """The alias's moves, newest first: who made each one and whether the gate was forced
+    (also after the alias was deleted; 404 for a name the project never used)."""
     rows = store.alias_events(session, project_id=caller.project_id, name=name, limit=limit)
+    if not rows:
+        catalog.get_alias(session, project_id=caller.project_id, name=name)  # its 404
     return [AliasEventRead.model_validate(r) for r in rows]

@@ -26,6 +26,7 @@ ROLES = ("admin", "user", "inference")
 RANK = {"inference": 0, "user": 1, "admin": 2}
 MISSING = {"dataset": "ds_0000000000000000", "job": "job_0000000000000000"}
 MISSING |= {"model": "mdl_0000000000000000", "index": "idx_0000000000000000"}
+MISSING |= {"alias": "live-missing"}
 
 # (method, path, body, least role, status for a key of the owning project). Braces name the
 # owning project's rows; {own} is a dataset of the caller's own project.
@@ -42,6 +43,18 @@ ITEM_ROUTES = [
     ("get", "/v1/indexes/{index}", None, "inference", 200),
     ("post", "/v1/indexes/{index}/search", {"query": "topic 1"}, "inference", 200),
     ("post", "/v1/embeddings", {"model": "{model}", "input": "topic 1"}, "inference", 200),
+    ("post", "/v1/embeddings", {"model": "{alias}", "input": "topic 1"}, "inference", 200),
+    ("get", "/v1/aliases/{alias}", None, "inference", 200),
+    ("get", "/v1/aliases/{alias}/events", None, "inference", 200),
+    ("put", "/v1/aliases/{alias}", {"model_id": "{model}", "force": True}, "user", 200),
+    # the upload has no negatives to correct: its own project hears "not a negative"
+    (
+        "post",
+        "/v1/datasets/{dataset}/corrections",
+        {"corrections": [{"query_id": "q0", "doc_id": "d1"}]},
+        "user",
+        422,
+    ),
     # the project's model is an embedder: its own project hears "not a reranker"
     (
         "post",
@@ -61,6 +74,7 @@ ITEM_ROUTES = [
 ]
 DESTRUCTIVE_ROUTES = [  # last, in this order, for the owning project
     ("post", "/v1/jobs/{job}/cancel", None, "user", 200),
+    ("delete", "/v1/aliases/{alias}", None, "user", 204),  # before its model can go
     ("delete", "/v1/models/{model}", None, "user", 204),
     ("delete", "/v1/datasets/{dataset}", None, "user", 204),
 ]
@@ -150,7 +164,11 @@ def fill(settings: Settings, app: TestClient, name: str, model_dir: Path) -> Pro
         index = session.get(JobRow, jobs["index"]).result["index_id"]
         mined = repos.dataset_from_job(session, job_id=jobs["mine"]).id
     engine.dispose()
+    alias = f"live-{name}"  # no validation figures to gate on: forced
+    body = {"model_id": model.id, "force": True}
+    assert app.put(f"/v1/aliases/{alias}", json=body, headers=user).status_code == 200
     rows = {"dataset": dataset, "job": jobs["eval"], "model": model.id, "index": index}
+    rows["alias"] = alias
     return Project(project_id, keys, rows | {"mined": mined})
 
 
@@ -330,7 +348,9 @@ def test_the_matrix_covers_every_route(app: TestClient) -> None:
     covered = {(m, p) for m, p, *_ in ITEM_ROUTES + DESTRUCTIVE_ROUTES}
     covered |= {("post", "/v1/jobs"), ("post", "/v1/datasets"), ("post", "/v1/documents")}
     covered |= {("get", path) for path, *_ in LIST_ROUTES}
+    covered.add(("get", "/v1/aliases"))  # names, not ids: test_aliases checks it per project
     names = {"dataset_id": "dataset", "job_id": "job", "model_id": "model", "index_id": "index"}
+    names["name"] = "alias"
     for path, operations in app.get("/openapi.json").json()["paths"].items():
         if path in ("/healthz", "/readyz") or path.startswith(("/v1/keys", "/v1/projects")):
             continue
