@@ -57,11 +57,24 @@ def validate(
         )
     stats = dataset_stats(ds, lengths).as_dict()
     stats.pop("warnings")
+    checks = stats.pop("checks")
     table = Table(title=f"{ds.name} ({ds.source_format}) is valid", show_header=False)
     for key, value in flatten(stats):
         table.add_row(key, str(value))
+    for name, result in checks.items():
+        if isinstance(result, dict):
+            table.add_row(f"checks.{name}", str(result["count"]))
     console.print(table)
     print_warnings(ds)
+    print_checks(checks)
+
+
+def print_checks(checks: dict) -> None:
+    """The first records of each data check that found some (docs/quality-loop.md)."""
+    for name, result in checks.items():
+        if isinstance(result, dict) and result["count"]:
+            shown = ", ".join(str(item) for item in result["items"][:5])
+            err.print(f"data check {name}: {result['count']} ({shown})")
 
 
 @app.command()

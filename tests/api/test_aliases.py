@@ -209,3 +209,30 @@ def test_an_alias_switch_under_concurrent_traffic_never_answers_with_a_mix(
     assert set(searched) <= {(a, pairs[a]), (b, pairs[b])}
     assert len(set(searched)) == 2
     assert client.get("/v1/aliases/prod").json()["version"] == 31
+
+
+def test_forgetting_a_compare_job_measured_refuses_the_promotion(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    """A compare job keeps each fine-tune's forgetting with its model; the gate reads it."""
+    from core.compare import MethodRun
+    from core.jobs.kinds.compare import CompareJobSpec, record_forgetting
+
+    current = add_model(settings, tiny_model_dir, scores(0.60))
+    tuned = add_model(settings, tiny_model_dir, scores(0.70))
+    assert put(client, "prod", model_id=current).status_code == 200
+    spec = CompareJobSpec(dataset_id="ds_a", base_model="tiny", forgetting_dataset_id="ds_b")
+    runs = [
+        MethodRun("base", "succeeded", False, forgetting={"ndcg@10": 0.50, "recall@10": 0.6}),
+        MethodRun("full", "succeeded", True, forgetting={"ndcg@10": 0.44, "recall@10": 0.6}),
+    ]
+    factory = make_session_factory(make_engine(settings.db_url))
+    with transaction(factory) as session:
+        record_forgetting(session, spec, "job_compare", runs, {"full": tuned})
+    stored = client.get(f"/v1/models/{tuned}").json()["metrics"]["forgetting"]
+    assert stored["drop"] == pytest.approx({"ndcg@10": 0.06, "recall@10": 0.0})
+    assert (stored["dataset_id"], stored["compare_job_id"]) == ("ds_b", "job_compare")
+    refused = put(client, "prod", model_id=tuned)
+    assert refused.status_code == 409
+    figures = refused.json()["error"]["figures"]
+    assert figures["forgetting_drop"] == pytest.approx(0.06) and figures["gain"] > 0

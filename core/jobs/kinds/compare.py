@@ -52,6 +52,7 @@ from core.store.tables import DatasetRow, JobRow, ModelRow, as_utc, utcnow
 TYPE = "compare"
 QUEUE = "cpu"  # only the scoring step runs here: the fine-tunes are children on the gpu queue
 REPORT = "report.md"  # in the job's artifacts
+BASELINE_METHOD = "base"  # every compare job scores the base model (see the spec's check)
 
 
 class CompareJobSpec(SpecModel):
@@ -200,7 +201,13 @@ class _Scorer:
             self.ctx.progress(i * span, stage=f"score {method}", force=True)
             runs.append(self._run(method, job, jobs, (i * span, span)))
         if self.forgets:
-            self._record_forgetting(runs, jobs)
+            tuned = {
+                m: j.result["model_id"]
+                for m, j in jobs.items()
+                if j.type == finetune.TYPE and "model_id" in j.result
+            }
+            with transaction(self.ctx.factory) as session:
+                record_forgetting(session, self.spec, self.ctx.job_id, runs, tuned)
         return build_report(
             runs,
             queries={q: query.text for q, query in self.ds.queries.items()},
@@ -209,31 +216,6 @@ class _Scorer:
             base_model=self.spec.base_model,
             forgetting_dataset=names.get(self.spec.forgetting_dataset_id or ""),
         )
-
-    def _record_forgetting(self, runs: list[MethodRun], jobs: dict[str, JobRow]) -> None:
-        """Keep each fine-tuned model's forgetting with the model (``metrics.forgetting``:
-        base and model figures, ``drop`` = base - model), where the promotion gate reads it."""
-        base = next((r.forgetting for r in runs if r.method == "base" and r.forgetting), None)
-        tuned = [r for r in runs if r.forgetting and jobs[r.method].type == finetune.TYPE]
-        if base is None or not tuned:
-            return
-        with transaction(self.ctx.factory) as session:
-            for run in tuned:
-                row = session.get(ModelRow, jobs[run.method].result["model_id"])
-                if row is None or run.forgetting is None:
-                    continue
-                drop = {k: base[k] - v for k, v in run.forgetting.items() if k in base}
-                row.metrics = {
-                    **row.metrics,
-                    "forgetting": {
-                        "dataset_id": self.spec.forgetting_dataset_id,
-                        "split": self.spec.forgetting_split,
-                        "compare_job_id": self.ctx.job_id,
-                        "base": base,
-                        "model": run.forgetting,
-                        "drop": drop,
-                    },
-                }
 
     def _run(
         self, method: str, job: JobRow, jobs: dict[str, JobRow], span: tuple[float, float]
@@ -282,6 +264,34 @@ class _Scorer:
             cache=self.cache,
             progress=lambda _, done, total: stage(done, total),
         )
+
+
+def record_forgetting(
+    session: Session,
+    spec: CompareJobSpec,
+    job_id: str,
+    runs: list[MethodRun],
+    tuned: dict[str, str],
+) -> None:
+    """Keep each fine-tuned model's forgetting with the model (``metrics.forgetting``: the
+    base and model figures and ``drop`` = base - model), where the promotion gate reads it;
+    ``tuned`` maps the fine-tune methods to their model ids."""
+    base = next((r.forgetting for r in runs if r.method == BASELINE_METHOD), None)
+    for run in runs:
+        row = session.get(ModelRow, tuned[run.method]) if run.method in tuned else None
+        if base is None or row is None or run.forgetting is None:
+            continue
+        row.metrics = {
+            **row.metrics,
+            "forgetting": {
+                "dataset_id": spec.forgetting_dataset_id,
+                "split": spec.forgetting_split,
+                "compare_job_id": job_id,
+                "base": base,
+                "model": run.forgetting,
+                "drop": {k: base[k] - v for k, v in run.forgetting.items() if k in base},
+            },
+        }
 
 
 def _model_of(job: JobRow) -> str:
