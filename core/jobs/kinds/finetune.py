@@ -151,20 +151,23 @@ def training_data(ctx: JobContext, spec: Any, seed: int) -> tuple[RetrievalDatas
                     f"{overlap} queries of '{split}' are also in '{spec.train_split}': "
                     "not trained on"
                 )
-    ds = checked(ctx, ds, spec)
+    ds = checked(ctx, ds, spec, evaluated_splits(spec))
     if spec.val_split is not None:
         return ds, spec.val_split
     names = (spec.train_split, "val")
     ds = split_by_query(
         ds, source=spec.train_split, val_fraction=spec.val_fraction, seed=seed, names=names
     )
-    return ds, "val"
+    return checked(ctx, ds, spec, ["val"]), "val"  # train queries with a val query's text
 
 
-def checked(ctx: JobContext, ds: RetrievalDataset, spec: Any) -> RetrievalDataset:
-    """``ds`` past the fatal data checks: refused (``data_check_failed``), or with
-    ``data_checks="drop"`` without the records they name (logged)."""
-    splits = {"train_split": spec.train_split, "held_out": evaluated_splits(spec)}
+def checked(
+    ctx: JobContext, ds: RetrievalDataset, spec: Any, held_out: list[str]
+) -> RetrievalDataset:
+    """``ds`` past the fatal data checks for training ``spec.train_split`` and evaluating
+    on ``held_out``: refused (``data_check_failed``), or with ``data_checks="drop"``
+    without the records they name (logged)."""
+    splits = {"train_split": spec.train_split, "held_out": held_out}
     if spec.data_checks == "refuse":
         require_trainable(ds, **splits)
         return ds
