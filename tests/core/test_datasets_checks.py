@@ -7,6 +7,7 @@ import pytest
 from core.datasets import Document, Query, RetrievalDataset, dataset_stats
 from core.datasets.checks import (
     NEAR_DUPLICATE_JACCARD,
+    drop_fatal,
     fatal_in_stats,
     near_duplicate_documents,
     normalize_text,
@@ -142,3 +143,18 @@ def test_near_duplicates_need_the_threshold() -> None:
     assert near_duplicate_documents(ds, threshold=0.7).items == [
         {"doc_ids": ["a", "b"], "similarity": round(19 / 25, 4)}
     ]
+
+
+def test_drop_removes_what_the_fatal_checks_name_and_nothing_else() -> None:
+    ds = dataset()
+    kept, dropped = drop_fatal(ds, train_split="train", held_out=["test"])
+    assert dropped == {
+        "test_query_in_train": 2,
+        "positive_is_negative": 1,
+        "query_without_positives": 1,
+    }
+    assert set(kept.qrels["train"]) == {"q3"}  # q1, q2 leak into test; q4 has no positive
+    assert kept.qrels["test"] == ds.qrels["test"]
+    assert kept.negatives == {"q1": ["d4"], "q2": ["d1"]}
+    require_trainable(kept, train_split="train", held_out=["test"])
+    assert set(dataset().qrels["train"]) == set(ds.qrels["train"])  # the input is unchanged
