@@ -142,6 +142,11 @@ def print_mining_report(data: dict[str, Any]) -> None:
     console.print(removed)
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in data["timings"].items())
     console.print(f"time: {timing}; corpus cache hits: {data['cache'].get('corpus_hits', 0)}")
+    if review := data.get("review"):
+        console.print(
+            f"review: the {len(review)} negatives scored closest to a positive are in the "
+            f"report (smallest margin {review[0]['margin']:.4f})"
+        )
     if data["queries_without_negatives"]:
         err.print(
             f"[yellow]warning[/] {data['queries_without_negatives']} queries got no negative: "
