@@ -126,15 +126,7 @@ def promote(
     ``PromotionRefused`` (409, with the figures) otherwise. Moves of one alias are
     serialized by a row lock; a move to the pair it already names changes nothing."""
     check_alias_name(name)
-    candidate = repos.get_or_404(session, ModelRow, model_id, "model", project_id=project_id)
-    if index_id is not None:
-        index = repos.get_or_404(session, IndexRow, index_id, "index", project_id=project_id)
-        if index.model != model_id:
-            raise InvalidInput(
-                f"index '{index_id}' was built with '{index.model}', not '{model_id}'",
-                code="index_model_mismatch",
-                param="index_id",
-            )
+    candidate = _target(session, project_id, model_id, index_id)
     by = f"{actor.name} ({actor.key_id})"
     row = store.lock_alias(
         session, project_id=project_id, name=name, model_id=model_id, figures={}, updated_by=by
@@ -167,6 +159,26 @@ def promote(
         figures={**figures, "refusals": reasons} if reasons else figures,
     )
     return row
+
+
+def _target(session: Session, project_id: str, model_id: str, index_id: str | None) -> ModelRow:
+    """The project's tuned embedder ``model_id``, checked with the index built with it."""
+    model = repos.get_or_404(session, ModelRow, model_id, "model", project_id=project_id)
+    if model.kind != "finetuned":
+        raise InvalidInput(
+            f"model '{model_id}' is a {model.kind}, not an embedder",
+            code="not_an_embedder",
+            param="model_id",
+        )
+    if index_id is not None:
+        index = repos.get_or_404(session, IndexRow, index_id, "index", project_id=project_id)
+        if index.model != model_id:
+            raise InvalidInput(
+                f"index '{index_id}' was built with '{index.model}', not '{model_id}'",
+                code="index_model_mismatch",
+                param="index_id",
+            )
+    return model
 
 
 def delete_alias(session: Session, *, project_id: str, name: str, actor: Actor) -> None:

@@ -30,11 +30,17 @@ def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-b", seed=1)
 
 
-def add_model(settings: Settings, source: Path, metrics: dict, project: str = "prj_default") -> str:
+def add_model(
+    settings: Settings,
+    source: Path,
+    metrics: dict,
+    project: str = "prj_default",
+    kind: str = "finetuned",
+) -> str:
     """A tuned model row with ``metrics``, its files copied under the models directory."""
     factory = make_session_factory(make_engine(settings.db_url))
     with transaction(factory) as session:
-        row = ModelRow(project_id=project, reference="", kind="finetuned", path="", metrics=metrics)
+        row = ModelRow(project_id=project, reference="", kind=kind, path="", metrics=metrics)
         session.add(row)
         session.flush()
         row.reference = row.id
@@ -119,7 +125,9 @@ def test_alias_mistakes_and_what_an_alias_protects(
     model = add_model(settings, tiny_model_dir, scores(0.6))
     other = add_model(settings, tiny_model_dir, scores(0.7))
     index = build_index(settings, dataset_id, other)
+    reranker = add_model(settings, tiny_model_dir, scores(0.9), kind="reranker")
     cases = [
+        ("prod", {"model_id": reranker}, 422, "not_an_embedder"),
         ("mdl_x", {"model_id": model}, 422, "invalid_alias_name"),
         ("has.dot", {"model_id": model}, 422, "invalid_request"),
         ("prod", {"model_id": "mdl_missing"}, 404, "model_not_found"),

@@ -75,6 +75,11 @@ def test_compare_runs_every_method_and_serves_one_report(
     )
     assert nudge["forgetting"] == rows["base"]["forgetting"]  # the model did not change
     assert rows["full+nudge-n"]["forgetting"] == rows["full"]["forgetting"]
+    # The fine-tuned model keeps its forgetting, where the promotion gate reads it.
+    kept = api.get(f"/v1/models/{full_model}").json()["metrics"]["forgetting"]
+    assert kept["compare_job_id"] == job["id"] and kept["dataset_id"] == other
+    forgot = rows["base"]["forgetting"]["ndcg@10"] - rows["full"]["forgetting"]["ndcg@10"]
+    assert kept["drop"]["ndcg@10"] == pytest.approx(forgot)
     assert nudge["wins"] + nudge["losses"] + nudge["ties"] == 300
     assert all(g["text"] for g in nudge["top_gains"])
     assert rows["full+nudge-n"]["wall_seconds"] > rows["full"]["wall_seconds"]

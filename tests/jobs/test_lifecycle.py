@@ -243,6 +243,8 @@ def test_a_finetune_never_trains_on_a_query_its_test_split_judges(
             for e in session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id))
         ]
     assert "1 queries of 'test' are also in 'train': not trained on" in logs, leaked
+    # The sample's own leaks: test claims 870 and 1292 have the text of train claims 871, 1291.
+    assert "data check test_query_in_train: 2 record(s) dropped from training" in logs
 
 
 def test_a_job_is_committed_before_it_is_enqueued(
