@@ -299,6 +299,13 @@ async function datasetPage(root, id) {
     root.append(h("h2", {}, "Warnings"), table(["code", "message"],
       s.warnings.map((w) => [w.code, w.message])));
   }
+  const checks = Object.entries(s.checks || {}).filter(([, c]) => c && typeof c === "object");
+  if (checks.length) {  // docs/quality-loop.md
+    const ids = (i) => (i.doc_ids || [i.query_id, i.train_query_id, i.doc_id]).filter(Boolean);
+    root.append(table(["check", "count", "first records"], checks.map(([name, c]) => [name,
+      num(c.count, 0), (c.items || []).slice(0, 5).map((i) => ids(i).join(" ~ ")).join(", ")]),
+      "Data checks"));
+  }
   root.append(h("p", {}, h("button", { type: "button",
     onclick: () => deleteDataset(d) }, "Delete this dataset")));
 }
