@@ -114,6 +114,10 @@ def test_a_dropped_folder_uploads_and_its_page_shows_stats_and_histograms(
     expect(page.locator("tr:has-text('queries without judgments') td.num")).to_have_text(
         re.compile(r"^\d+$")
     )
+    # The sample's data checks: test claims 870 and 1292 have train claims' texts.
+    leaks = page.locator("tr:has-text('test_query_in_train')")
+    expect(leaks.locator("td.num")).to_have_text("2")
+    expect(leaks).to_contain_text("870 ~ 871")
     page.wait_for_function("() => document.querySelectorAll('canvas').length === 2")
     assert page.evaluate(CHART_POINTS, "canvas") == 10  # length bins
     page.screenshot(path=shots / "03-dataset.png", full_page=True)
