@@ -68,9 +68,11 @@ def evaluate(
     *,
     cache: EmbeddingCache | None = None,
     progress: StageProgress | None = None,
+    index: VectorIndex | TokenIndex | None = None,
 ) -> EvalReport:
     """Score ``embedder`` on the judged queries of ``spec.split``: Faiss search for dense
-    vectors, exact MaxSim for a late-interaction model's token vectors."""
+    vectors, exact MaxSim for a late-interaction model's token vectors. ``index``: a stored
+    index of the corpus (e.g. NUDGE's tuned vectors) searched instead of encoding it."""
     qrels = dataset.split_qrels(spec.split)
     judged = {
         q: r for q, r in qrels.items() if q in dataset.queries and any(g > 0 for g in r.values())
@@ -87,9 +89,13 @@ def evaluate(
     t0 = time.perf_counter()
     doc_ids = list(dataset.corpus)
     doc_texts = [dataset.corpus[d].full_text for d in doc_ids]
-    doc_vecs, doc_hits = encode_cached(
-        embedder, doc_texts, "document", cache, stage("encode_corpus")
-    )
+    if index is None:
+        doc_vecs, doc_hits = encode_cached(
+            embedder, doc_texts, "document", cache, stage("encode_corpus")
+        )
+    else:
+        _check_covers(index, doc_ids)
+        doc_hits = 0
     timings["encode_corpus"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -104,7 +110,8 @@ def evaluate(
     timings["encode_queries"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    index = build_index(doc_vecs, doc_ids, spec.index, progress=stage("index"))
+    if index is None:
+        index = build_index(doc_vecs, doc_ids, spec.index, progress=stage("index"))
     timings["index"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -136,6 +143,16 @@ def evaluate(
         if spec.count_truncated
         else {},
     )
+
+
+def _check_covers(index: VectorIndex | TokenIndex, doc_ids: list[str]) -> None:
+    """A stored index must hold exactly the dataset's corpus, or its ranks mean nothing."""
+    if set(index.ids) != set(doc_ids):
+        raise InvalidInput(
+            f"the index holds {len(index.ids)} documents, not the dataset's {len(doc_ids)}",
+            code="index_corpus_mismatch",
+            param="index_id",
+        )
 
 
 def build_index(

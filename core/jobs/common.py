@@ -24,7 +24,7 @@ from core.services import datasets as dataset_catalog
 from core.services import models as models_service
 from core.services.models import model_location
 from core.store import repos
-from core.store.tables import DEFAULT_PROJECT, DatasetRow
+from core.store.tables import DEFAULT_PROJECT, DatasetRow, IndexRow
 
 if TYPE_CHECKING:
     from core.reranking.reranker import Reranker
@@ -103,6 +103,15 @@ def check_model(session: Session, ref: str, sub: Submission, *, remote: bool = F
     if location == ref:  # not a tuned model: a client reference that may not be a path
         check_reference(ref, models_dir=sub.models_dir, allow_paths=sub.allow_paths)
     return location
+
+
+def check_index(session: Session, index_id: str, dataset_id: str, sub: Submission) -> IndexRow:
+    """The stored index exists in the project and holds the dataset's corpus."""
+    row = repos.get_or_404(session, IndexRow, index_id, "index", project_id=sub.project_id)
+    if row.dataset_id != dataset_id:
+        msg = f"index '{row.id}' holds dataset '{row.dataset_id}', not '{dataset_id}'"
+        raise InvalidInput(msg, code="index_dataset_mismatch", param="index_id")
+    return row
 
 
 # what a running job loads ------------------------------------------------------------------

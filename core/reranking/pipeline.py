@@ -8,6 +8,8 @@ from core.datasets.model import RetrievalDataset
 from core.datasets.split import split_by_query
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.report import EvalReport
+from core.indexing.faiss_index import VectorIndex
+from core.indexing.token_index import TokenIndex
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
 from core.reranking.evaluate import Progress, RerankReport, evaluate_reranked
@@ -42,10 +44,13 @@ def rerank_embedder(
     first_report: EvalReport | None = None,
     cache: EmbeddingCache | None = None,
     progress: Progress | None = None,
+    index: VectorIndex | TokenIndex | None = None,
 ) -> RerankReport:
     """Rerank the embedder's top ``top_k`` on ``split``; the fusion weight comes from the
     validation split (``fusion_split``) or, without one, from the reranker's fine-tune.
-    ``first_report``: the embedder's own report on ``split``, reused when it ranked enough."""
+    ``first_report``: the embedder's own report on ``split``, reused when it ranked enough.
+    ``index``: the first stage searches this stored index (e.g. NUDGE's) with the embedder's
+    query vectors instead of encoding the corpus."""
     tuned, val = fusion_split(ds, val_split, split, val_fraction, seed)
     spec = EvalSpec(split=split, top_k=top_k, count_truncated=False)
     if first_report is not None and all(
@@ -54,9 +59,11 @@ def rerank_embedder(
     ):
         test_run = first_report.run()
     else:
-        test_run = evaluate(ds, embedder, spec, cache=cache).run()
+        test_run = evaluate(ds, embedder, spec, cache=cache, index=index).run()
     val_run = (
-        evaluate(tuned, embedder, replace(spec, split=val), cache=cache).run() if val else None
+        evaluate(tuned, embedder, replace(spec, split=val), cache=cache, index=index).run()
+        if val
+        else None
     )
     return evaluate_reranked(
         tuned,

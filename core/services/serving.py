@@ -7,9 +7,7 @@ import asyncio
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import InvalidInput
-from core.indexing.faiss_index import VectorIndex
-from core.indexing.token_index import KIND as TOKEN_KIND
-from core.indexing.token_index import TokenIndex
+from core.indexing.stored import open_index
 from core.models.embedder import Embedder
 from core.models.multi_vector import MultiVectorEmbedder
 from core.models.resolve import model_not_found
@@ -107,5 +105,5 @@ def load_index(factory: sessionmaker[Session], row: IndexRow) -> ServedIndex:
         document_instruction=options.get("document_instruction"),
     )
     docs = dataset_catalog.load(dataset).corpus
-    index = TokenIndex.load(row.path) if row.kind == TOKEN_KIND else VectorIndex.load(row.path)
+    index = open_index(row.path, row.kind)
     return ServedIndex(index, docs, model, row.model_fingerprint)

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out
@@ -19,6 +20,9 @@ from core.models.resolve import ResolvedModel, resolve_model
 from core.training.hooks import CancelCheck, LogReporter, Reporter, Teacher
 from core.training.model_card import write_card, write_history
 from core.training.spec import FinetuneResult, FinetuneSpec
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 MERGED = "merged"  # a LoRA model's directory holds its merged weights here
@@ -205,27 +209,54 @@ def _train_transformer(
     hooks: dict,
     cache: EmbeddingCache | None,
 ):
-    from core.training.lora import add_lora, save_merged
-    from core.training.st_trainer import gpu_note, train_st
+    from core.training.distributed import Bundle, train_distributed, train_processes
+    from core.training.st_trainer import gpu_note, train_columns, train_st
 
     if note := gpu_note(spec):
         hooks["reporter"].on_event(note)
         logger.info(note)
-    model, columns = base.st, None
-    if spec.method == "lora":
-        add_lora(base.st, spec, lora_targets(base.model.path))
-    elif spec.method == "colbert":
-        from core.training.multi_vector import distillation_columns, start_model
+    columns = None
+    if spec.method == "colbert" and spec.loss == "distillation":
+        from core.training.multi_vector import distillation_columns
 
-        if spec.loss == "distillation":  # the base encoder teaches, before it is replaced
-            columns = distillation_columns(spec, ds, splits[0], base, cache)
-        model = start_model(base.model, spec)
+        columns = distillation_columns(spec, ds, splits[0], base, cache)  # before it is replaced
+    processes = train_processes(spec)
+    if processes > 1:
+        columns = columns or train_columns(spec, ds, splits[0], hooks["teacher"])
+        bundle = Bundle(spec, ds, base.model, out, splits, hooks["resume"], columns)
+        return train_distributed(bundle, processes, hooks["reporter"], hooks["should_cancel"])
+    model = start_transformer(spec, base.model, base.st)
     run = train_st(spec, ds, model, base.model, out, splits=splits, columns=columns, **hooks)
-    run.model.save_pretrained(str(out), create_model_card=False)
-    if spec.method == "lora":  # the adapter (served) and its merged weights beside it
+    save_trained(run.model, spec, base.model, out)
+    return run
+
+
+def start_transformer(
+    spec: FinetuneSpec, base: ResolvedModel, st: SentenceTransformer | None = None
+) -> SentenceTransformer:
+    """The model a full, LoRA or ColBERT run trains (``st``: the base, when already loaded)."""
+    if spec.method == "colbert":
+        from core.training.multi_vector import start_model
+
+        return start_model(base, spec)
+    st = st or load_sentence_transformer(base)
+    if spec.method == "lora":
+        from core.training.lora import add_lora
+
+        add_lora(st, spec, lora_targets(base.path))
+    return st
+
+
+def save_trained(
+    model: SentenceTransformer, spec: FinetuneSpec, base: ResolvedModel, out: Path
+) -> None:
+    """Write the trained model; a LoRA run keeps its adapter (served) and the merged weights."""
+    model.save_pretrained(str(out), create_model_card=False)
+    if spec.method == "lora":
+        from core.training.lora import save_merged
+
         base.config.save(out)
         save_merged(out, out / MERGED)
-    return run
 
 
 def _train_adapter(

@@ -45,13 +45,21 @@ def multi_vector_loss(spec: FinetuneSpec, model: MultiVectorEncoder) -> torch.nn
     distillation of a teacher's scores."""
     from sentence_transformers.multi_vector_encoder import losses
 
+    from core.training.distributed import world_size
+
+    gather = world_size() > 1  # in-batch negatives from every DDP rank
     if spec.loss == "distillation":
         return losses.MultiVectorDistillKLDivLoss(model)
     if spec.loss == "cached_mnrl":
         return losses.CachedMultiVectorMultipleNegativesRankingLoss(
-            model, scale=spec.loss_scale, mini_batch_size=spec.mini_batch_size
+            model,
+            scale=spec.loss_scale,
+            mini_batch_size=spec.mini_batch_size,
+            gather_across_devices=gather,
         )
-    return losses.MultiVectorMultipleNegativesRankingLoss(model, scale=spec.loss_scale)
+    return losses.MultiVectorMultipleNegativesRankingLoss(
+        model, scale=spec.loss_scale, gather_across_devices=gather
+    )
 
 
 def distillation_columns(

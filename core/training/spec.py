@@ -39,6 +39,7 @@ BOUNDS: dict[str, float] = {
     "adapter_learning_rate": 1,
     "query_length": 8192,
     "gradient_accumulation_steps": 65536,
+    "processes": 1024,
 }
 # 1 / temperature by method: cosine scores lie in [-1, 1] (x20); MaxSim sums one cosine per query
 # token (up to ``query_length``), so ColBERT trains at temperature 1 as PyLate does.
@@ -56,6 +57,7 @@ class FinetuneSpec:
     ``None`` evaluates (and checkpoints) once per epoch; ``save_steps`` must be a multiple of it.
     ``margin_mse`` / ``distill_kl`` distill ``teacher_reranker``'s scores of each (query,
     positive, negatives) row (MarginMSE on score margins, KL divergence of the score lists).
+    ``batch_size`` is the global batch: ``processes`` DDP ranks train a share of it each.
     """
 
     method: Method = "full"
@@ -91,6 +93,7 @@ class FinetuneSpec:
     adapter_epochs: int = 20
     adapter_learning_rate: float = 1e-3
     teacher_reranker: str | None = None  # margin_mse / distill_kl: whose scores are the labels
+    processes: int | None = None  # DDP ranks sharing each batch; None: every GPU (one on a CPU)
 
     def __post_init__(self) -> None:
         for name, high in BOUNDS.items():
@@ -105,6 +108,11 @@ class FinetuneSpec:
             _check_positive(self, "scale")
         for name in ("query_length", "gradient_accumulation_steps"):
             _check_positive(self, name)
+        if self.processes is not None:
+            _check_positive(self, "processes")
+            if self.batch_size % self.processes:
+                msg = f"batch_size {self.batch_size} must divide into {self.processes} processes"
+                raise InvalidInput(msg, param="batch_size")
         for name in ("mini_batch_size", "logging_steps", "lora_rank", "lora_alpha"):
             _check_positive(self, name)
         for name in ("adapter_epochs", "adapter_learning_rate", "lora_learning_rate"):

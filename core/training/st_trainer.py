@@ -18,6 +18,7 @@ from core.errors import Cancelled, InvalidInput
 from core.models.config import ModelConfig
 from core.models.resolve import ResolvedModel
 from core.training.checkpoints import best_metrics, best_step, last_checkpoint
+from core.training.distributed import world_size
 from core.training.examples import scored_columns, training_triples, triple_columns
 from core.training.hooks import CancelCheck, Reporter, Teacher
 from core.training.progress_callback import ProgressCallback
@@ -73,6 +74,7 @@ def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Modul
         from core.training.multi_vector import multi_vector_loss
 
         return multi_vector_loss(spec, model)
+    gather = world_size() > 1  # in-batch negatives from every rank, as one process would see
     if spec.loss == "cosent":
         loss: torch.nn.Module = losses.CoSENTLoss(model, scale=spec.loss_scale)
     elif spec.loss == "margin_mse":
@@ -81,10 +83,15 @@ def build_loss(spec: FinetuneSpec, model: SentenceTransformer) -> torch.nn.Modul
         loss = losses.DistillKLDivLoss(model)
     elif spec.loss == "cached_mnrl":
         loss = losses.CachedMultipleNegativesRankingLoss(
-            model, scale=spec.loss_scale, mini_batch_size=spec.mini_batch_size
+            model,
+            scale=spec.loss_scale,
+            mini_batch_size=spec.mini_batch_size,
+            gather_across_devices=gather,
         )
     else:
-        loss = losses.MultipleNegativesRankingLoss(model, scale=spec.loss_scale)
+        loss = losses.MultipleNegativesRankingLoss(
+            model, scale=spec.loss_scale, gather_across_devices=gather
+        )
     if spec.matryoshka_dims:
         dim = model.get_embedding_dimension() or 0
         if max(spec.matryoshka_dims) > dim:
@@ -115,7 +122,7 @@ def training_args(
     return trainer_classes(spec)[1](
         output_dir=str(out),
         num_train_epochs=spec.epochs,
-        per_device_train_batch_size=spec.batch_size,
+        per_device_train_batch_size=spec.batch_size // world_size(),
         gradient_accumulation_steps=spec.gradient_accumulation_steps,
         learning_rate=spec.lora_learning_rate if spec.method == "lora" else spec.learning_rate,
         warmup_steps=spec.warmup_ratio,  # a float below 1 is a ratio in transformers v5
@@ -128,6 +135,7 @@ def training_args(
         fp16=spec.fp16 and gpu,
         bf16=spec.bf16 and gpu,
         dataloader_pin_memory=gpu,
+        **({} if gpu or world_size() == 1 else {"use_cpu": True, "ddp_backend": "gloo"}),
         eval_strategy=strategy if has_eval else "no",
         eval_steps=spec.eval_steps,
         save_strategy=strategy,

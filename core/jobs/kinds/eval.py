@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from sqlalchemy.orm import Session
 
 from core.datasets.model import RetrievalDataset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.evaluation.metrics import HEADLINE_METRICS
 from core.evaluation.report import EvalReport
-from core.indexing.faiss_index import IndexSpec
+from core.indexing.faiss_index import IndexSpec, VectorIndex
+from core.indexing.stored import open_index
+from core.indexing.token_index import TokenIndex
 from core.jobs.common import (
     EncodingOptions,
     Id,
@@ -21,6 +23,7 @@ from core.jobs.common import (
     Submission,
     cache_of,
     check_dataset,
+    check_index,
     check_model,
     dataset_of,
     embedder_for,
@@ -30,20 +33,28 @@ from core.jobs.common import (
 from core.jobs.context import JobContext
 from core.models.embedder import Embedder
 from core.names import Name
-from core.store.tables import JobRow
+from core.store import repos
+from core.store.tables import IndexRow, JobRow
 
 TYPE = "eval"
 QUEUE = "cpu"
 REPORT = "report.json"  # in the job's artifacts
 RERANK_REPORT = "rerank.json"
+ENCODING = ("max_seq_length", "query_instruction", "document_instruction")
 SPANS = {"encode_corpus": (0.05, 0.8), "encode_queries": (0.85, 0.05), "index": (0.9, 0.05)}
 
 
 class EvalJobSpec(EncodingOptions):
     dataset_id: Id
-    model: ModelRef = Field(
+    model: ModelRef | None = Field(
+        None,
         description="Base model reference, fine-tuned model id, or remote:<name> (the "
-        "operator's embeddings endpoint)."
+        "operator's embeddings endpoint).",
+    )
+    index_id: Id | None = Field(
+        None,
+        description="Or search this stored index of the dataset (e.g. a NUDGE index) with its "
+        "own model's queries, encoded with the options of the job that built it.",
     )
     split: Name = "test"
     index: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
@@ -58,6 +69,13 @@ class EvalJobSpec(EncodingOptions):
     )
 
 
+    @model_validator(mode="after")
+    def _one_first_stage(self) -> EvalJobSpec:
+        if (self.model is None) == (self.index_id is None):
+            raise ValueError("give exactly one of model and index_id")
+        return self
+
+
 class EvalJob(SpecModel):
     type: Literal["eval"]
     spec: EvalJobSpec
@@ -65,7 +83,10 @@ class EvalJob(SpecModel):
 
 def check(session: Session, spec: EvalJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.split, spec.fusion_split)
-    check_model(session, spec.model, sub, remote=True)
+    if spec.index_id is not None:
+        check_index(session, spec.index_id, spec.dataset_id, sub)
+    else:
+        check_model(session, spec.model or "", sub, remote=True)
     if spec.reranker is not None:
         check_model(session, spec.reranker, sub)
 
@@ -76,7 +97,7 @@ def plan(session: Session, job: JobRow, spec: EvalJobSpec) -> list[JobRow]:
 
 def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
     ds = dataset_of(ctx, spec.dataset_id)
-    embedder = embedder_for(ctx, spec.model, spec)
+    embedder, stored = _first_stage(ctx, spec)
     ctx.progress(0.05, stage="loaded model", force=True)
     report = evaluate(
         ds,
@@ -84,6 +105,7 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         EvalSpec(split=spec.split, index=IndexSpec(kind=spec.index)),
         cache=cache_of(ctx),
         progress=stages(ctx, SPANS),
+        index=stored,
     )
     report.save(ctx.artifacts / REPORT)
     ctx.metrics(0, report.metrics)
@@ -95,13 +117,36 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         "truncated": report.truncated,
         "report": REPORT,
     }
+    if spec.index_id is not None:
+        result["index_id"] = spec.index_id
     if spec.reranker is not None:
-        result["rerank"] = _rerank(ctx, spec, ds, embedder, report)
+        result["rerank"] = _rerank(ctx, spec, ds, embedder, report, stored)
     return result
 
 
+def _first_stage(
+    ctx: JobContext, spec: EvalJobSpec
+) -> tuple[Embedder, VectorIndex | TokenIndex | None]:
+    """The model that encodes the queries and, for ``index_id``, the stored index searched
+    (queries encoded as the job that built it encoded its documents)."""
+    if spec.index_id is None:
+        return embedder_for(ctx, spec.model or "", spec), None
+    with ctx.factory() as session:
+        row = repos.get_or_404(session, IndexRow, spec.index_id, "index")
+        built = session.get(JobRow, row.job_id) if row.job_id else None
+        model, path, kind = row.model, row.path, row.kind
+    options = {k: v for k, v in (built.spec if built else {}).items() if k in ENCODING}
+    encoding = EncodingOptions(**{**options, "batch_size": spec.batch_size})
+    return embedder_for(ctx, model, encoding), open_index(path, kind)
+
+
 def _rerank(
-    ctx: JobContext, spec: EvalJobSpec, ds: RetrievalDataset, embedder: Embedder, report: EvalReport
+    ctx: JobContext,
+    spec: EvalJobSpec,
+    ds: RetrievalDataset,
+    embedder: Embedder,
+    report: EvalReport,
+    stored: VectorIndex | TokenIndex | None,
 ) -> dict[str, Any]:
     """The first stage's top k reranked and fused; the summary (the whole report is saved)."""
     from core.reranking.pipeline import rerank_embedder
@@ -116,6 +161,7 @@ def _rerank(
         val_split=spec.fusion_split,
         first_report=report,
         cache=cache_of(ctx),
+        index=stored,
     )
     (ctx.artifacts / RERANK_REPORT).write_text(json.dumps(reranked.to_dict(), indent=1), "utf-8")
     ctx.log(f"reranked: {reranked.verdict}")

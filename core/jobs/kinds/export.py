@@ -23,6 +23,7 @@ from core.jobs.common import (
     Submission,
     cache_of,
     check_dataset,
+    check_index,
     check_model,
     dataset_of,
     embedder_for,
@@ -63,12 +64,7 @@ def check(session: Session, spec: ExportJobSpec, sub: Submission) -> None:
     if spec.model is not None:
         check_model(session, spec.model, sub)
     else:
-        row = repos.get_or_404(
-            session, IndexRow, spec.index_id or "", "index", project_id=sub.project_id
-        )
-        if row.dataset_id != spec.dataset_id:
-            msg = f"index '{row.id}' holds dataset '{row.dataset_id}', not '{spec.dataset_id}'"
-            raise InvalidInput(msg, code="index_dataset_mismatch", param="index_id")
+        check_index(session, spec.index_id or "", spec.dataset_id, sub)
     if spec.table is not None:
         url = session.get_bind().url.render_as_string(hide_password=False)
         if not pgvector.has_pgvector(url):
