@@ -18,11 +18,9 @@ def test_colbert_finetune_index_eval_and_serving(
 ) -> None:
     params = {"epochs": 0.25, "batch_size": 16, "max_seq_length": 32, "query_length": 16,
               "learning_rate": 1e-3, "logging_steps": 5}  # fmt: skip
-    job_id = submit(
-        api,
-        "finetune",
-        {"dataset_id": sample_id, "base_model": tiny_ref, "method": "colbert", "params": params},
-    )
+    spec = {"dataset_id": sample_id, "base_model": tiny_ref, "method": "colbert", "params": params}
+    # the sample: 2 test queries have a train query's text (docs/quality-loop.md)
+    job_id = submit(api, "finetune", {**spec, "data_checks": "drop"})
     job, seen = wait_for(api, job_id, timeout=1200)
     assert job["status"] == "succeeded", job["error"]
     assert seen == sorted(seen) and seen[-1] == 100
