@@ -126,6 +126,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_unconfigure() -> None:
     SERVICES.stop()
+
+
 TABLES = (
     "metrics",
     "job_dependencies",

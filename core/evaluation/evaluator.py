@@ -31,10 +31,13 @@ class EvalSpec:
     count_truncated: bool = True  # tokenize every text to report how many are cut (~2 s/5k docs)
 
 
-def cache_key(embedder: Embedder, side: Side) -> CacheKey:
-    """What the cache keys ``embedder``'s vectors of one side by."""
+def cache_key(embedder: Embedder | MultiVectorEmbedder, side: Side) -> CacheKey:
+    """What the cache keys ``embedder``'s vectors of one side by: the fingerprint of the
+    modules that make that side (a query adapter's documents: its base model's), else the
+    model's."""
+    by_side = getattr(embedder, "side_fingerprint", None)
     return CacheKey(
-        embedder.fingerprint,
+        by_side(side) if by_side is not None else embedder.fingerprint,
         embedder.instruction(side),
         embedder.max_seq_length,
         embedder.config.normalize,
@@ -54,7 +57,11 @@ def encode_cached(
     if cache is None:
         return embedder.encode(texts, side, progress), 0
     vectors, stats = cache.get_or_encode(
-        cache_key(embedder, side), texts, lambda miss: embedder.encode(miss, side, progress), out
+        cache_key(embedder, side),
+        texts,
+        lambda miss: embedder.encode(miss, side, progress),
+        out,
+        side=side,
     )
     if progress:
         progress(len(texts), len(texts))

@@ -153,8 +153,9 @@ def stages(ctx: JobContext, spans: dict[str, tuple[float, float]]):
 
 
 def cache_of(ctx: JobContext) -> EmbeddingCache:
-    """The shared embedding cache, writing new shards in ``EMBEDTUNE_CACHE_DTYPE``."""
-    return EmbeddingCache(ctx.settings.cache_dir, dtype=ctx.settings.cache_dtype)
+    """The shared embedding cache, writing new shards in ``EMBEDTUNE_CACHE_DTYPE``; what it
+    encodes adds to the job's tally (``ctx.encodes``)."""
+    return EmbeddingCache(ctx.settings.cache_dir, dtype=ctx.settings.cache_dtype, tally=ctx.encodes)
 
 
 def project_of(ctx: JobContext) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -32,10 +32,21 @@ class Embedder:
     st: SentenceTransformer
     fingerprint: str
     batch_size: int = 64
+    _sides: dict[Side, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def config(self) -> ModelConfig:
         return self.model.config
+
+    def side_fingerprint(self, side: Side) -> str:
+        """The fingerprint of the modules that make ``side``'s vectors (``core.models.sides``):
+        a query adapter's document side is its base model's. Hashed once per embedder, so a
+        network trained in place after the first call keeps its old value."""
+        if self._sides is None:
+            from core.models.sides import side_fingerprints
+
+            self._sides = side_fingerprints(self.st)
+        return self._sides[side]
 
     @property
     def max_seq_length(self) -> int:
