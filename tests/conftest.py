@@ -126,8 +126,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_unconfigure() -> None:
     SERVICES.stop()
-
-
 TABLES = (
     "metrics",
     "job_dependencies",

@@ -194,7 +194,9 @@ def test_float64_input_is_converted(flat: VectorIndex, queries: np.ndarray) -> N
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason="needs a CUDA GPU and faiss-gpu")
-@pytest.mark.parametrize("spec", [IndexSpec(kind="flat"), APPROX[0], IVFPQ], ids=lambda s: s.kind)
+@pytest.mark.parametrize(
+    "spec", [IndexSpec(kind="flat"), APPROX[0], IVFPQ], ids=lambda s: s.kind
+)
 def test_gpu_index_matches_cpu_and_saves(
     spec: IndexSpec, docs: np.ndarray, queries: np.ndarray, ids: list[str], tmp_path: Path
 ) -> None:
