@@ -137,6 +137,8 @@ def evaluate(
         timings=timings,
         cache={"corpus_hits": doc_hits, "corpus_misses": len(set(doc_texts)) - doc_hits},
         model_config={**asdict(embedder.config), "max_seq_length": embedder.max_seq_length},
+        precision=getattr(embedder, "precision", "fp32"),
+        runtime="onnx" if getattr(embedder, "runtime", None) is not None else "torch",
         truncated=truncated_counts(
             embedder, doc_texts, [dataset.queries[q].text for q in query_ids]
         )
