@@ -85,7 +85,9 @@ class Embedder:
         lengths = np.minimum(self.count_tokens(texts, side), self.max_seq_length)
         order = np.argsort(-lengths, kind="stable")
         prompt, done, reported = self.instruction(side), 0, 0
-        training = self.st.training  # a model under training is scored without dropout
+        # a model under training is scored without dropout, then left as it was, module by
+        # module (a freshly loaded one is a training wrapper around a network in eval mode)
+        modes = [(module, module.training) for module in self.st.modules()]
         self.st.eval()
         try:
             for batch in token_batches(lengths[order], self.max_batch_tokens, self.batch_size):
@@ -102,7 +104,8 @@ class Embedder:
                     progress(done, len(texts))
                     reported = done
         finally:
-            self.st.train(training)
+            for module, mode in modes:
+                module.training = mode
         return out
 
     def encode_features(self, features: dict[str, Any], side: Side) -> np.ndarray:

@@ -36,6 +36,9 @@ def test_token_batched_encode_equals_sentence_transformers(tiny_model_dir: Path)
     )
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     assert seen[-1] == (len(texts), len(texts))
+    modes = [m.training for m in embedder.st.modules()]
+    embedder.encode(texts[:3], "query")
+    assert [m.training for m in embedder.st.modules()] == modes  # left as it was
     embedder.st.train()  # a model under training is scored without dropout, and left training
     np.testing.assert_allclose(embedder.encode(texts[:5], "document"), vectors[:5], atol=1e-5)
-    assert embedder.st.training
+    assert all(m.training for m in embedder.st.modules())
