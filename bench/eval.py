@@ -22,6 +22,7 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 
 from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
+from core.datasets.split import corpus_subset
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, default=0, help="0: the whole corpus")
     args = parser.parse_args()
 
-    ds = _capped(load_dataset(args.dataset), args.split, args.max_docs)
+    ds = corpus_subset(load_dataset(args.dataset), args.split, args.max_docs)
     embedder = load_embedder(args.model, batch_size=args.batch_size)
     spec = EvalSpec(split=args.split)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,15 +118,6 @@ def _runtimes(
         f"int8 vs fp32 (PyTorch): cosine mean {cos.mean():.4f}, min {cos.min():.4f} on "
         f"{len(sample)} documents; nDCG@10 change {100 * (rows[1][2] - ndcg):+.2f} points"
     )
-
-
-def _capped(ds: RetrievalDataset, split: str, max_docs: int) -> RetrievalDataset:
-    """The first ``max_docs`` documents and every document ``split`` judges (0: all)."""
-    if not max_docs:
-        return ds
-    judged = {d for rel in ds.split_qrels(split).values() for d in rel}
-    keep = [d for i, d in enumerate(ds.corpus) if i < max_docs or d in judged]
-    return replace(ds, corpus={d: ds.corpus[d] for d in keep})
 
 
 if __name__ == "__main__":
