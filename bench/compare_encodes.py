@@ -1,8 +1,8 @@
 """How much a compare of base, adapter, nudge-n and nudge-m encodes, and its wall time.
 
 Runs the compare job and its children in this process, on SQLite in a fresh data directory,
-in dependency order: SciFact as the dataset, cmrc2018 as the forgetting set (each cut to its
-first ``--max-docs`` documents and the judgments of those). Prints the texts the
+in dependency order: SciFact as the dataset, cmrc2018 as the forgetting set (each cut to about
+``--max-docs`` documents judged by its splits, and the judgments of those). Prints the texts the
 embedder encoded (``embedtune_job_texts_encoded_total``: the same counter before and after
 the side-keyed cache), the documents among them, each job's ``encodes`` where the code
 reports them, and the wall time. Run it from another checkout to measure that code.
@@ -65,7 +65,10 @@ def main() -> None:
             outcome = run_job(
                 job_id, factory=factory, settings=settings, worker="bench", enqueue=lambda *_: None
             )
-            assert outcome == "succeeded", outcome
+            if outcome != "succeeded":
+                with factory() as session:
+                    row = session.get(JobRow, job_id)
+                    raise SystemExit(f"{row.type} {outcome}: {row.error_code} {row.error_message}")
         wall = time.perf_counter() - t0
         texts = metrics.JOB_TEXTS_ENCODED._value.get() - before
         with factory() as session:
@@ -78,18 +81,17 @@ def main() -> None:
 
 
 def _small(ds: RetrievalDataset, n: int) -> RetrievalDataset:
-    """The first ``n`` documents, and the judgments (and queries) that point at them."""
-    corpus = dict(list(ds.corpus.items())[:n])
-    qrels = {
-        split: {
-            q: r
-            for q, r in (
-                (q, {d: g for d, g in r.items() if d in corpus}) for q, r in judged.items()
-            )
-            if any(g > 0 for g in r.values())
-        }
-        for split, judged in ds.qrels.items()
-    }
+    """About ``n`` documents: the first judged by each split in turn, with the judgments (and
+    queries) that point at them."""
+    keep: dict[str, None] = {}
+    for judged in ds.qrels.values():
+        wanted = {d for r in judged.values() for d, g in r.items() if g > 0}
+        keep.update(dict.fromkeys([d for d in ds.corpus if d in wanted][: n // len(ds.qrels)]))
+    corpus = {d: ds.corpus[d] for d in ds.corpus if d in keep}
+    qrels = {}
+    for split, judged in ds.qrels.items():
+        kept = {q: {d: g for d, g in r.items() if d in corpus} for q, r in judged.items()}
+        qrels[split] = {q: r for q, r in kept.items() if any(g > 0 for g in r.values())}
     asked = {q for judged in qrels.values() for q in judged}
     queries = {q: v for q, v in ds.queries.items() if q in asked}
     return replace(ds, corpus=corpus, queries=queries, qrels=qrels, negatives={})

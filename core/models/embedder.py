@@ -74,7 +74,12 @@ class Embedder:
         return counts
 
     def encode(
-        self, texts: Sequence[str], side: Side, progress: Progress | None = None
+        self,
+        texts: Sequence[str],
+        side: Side,
+        progress: Progress | None = None,
+        *,
+        counted: bool = True,
     ) -> np.ndarray:
         """float32 embeddings (L2-normalized when the config says so), in input order.
 
@@ -98,7 +103,8 @@ class Embedder:
                     if self.runtime is not None
                     else self.encode_features(features, side)
                 )
-                metrics.JOB_TEXTS_ENCODED.inc(len(idx))
+                if counted:  # a job's texts, not a probe's
+                    metrics.JOB_TEXTS_ENCODED.inc(len(idx))
                 done += len(idx)
                 if progress and (done - reported >= CHUNK or done == len(texts)):
                     progress(done, len(texts))
