@@ -2,8 +2,9 @@
 
 ``quantize_dynamic`` stores the weights of the exported transformer's matrix products as int8
 (one scale per output channel) and quantizes activations per call; the issue measured 1.76x
-the fp32 throughput on all-MiniLM-L6-v2 with a mean cosine of 0.989 to the fp32 vectors. Good enough to mine candidates and for a
-served model whose owner opts in; never what an evaluation reports. ``measure_int8`` gives the
+the fp32 throughput on all-MiniLM-L6-v2 with a mean cosine of 0.989 to the fp32 vectors. Good
+enough to mine candidates and for a served model whose owner opts in; never what an
+evaluation reports. ``measure_int8`` gives the
 figures a model is judged by (cosine to fp32 on a corpus sample, nDCG@10 change on a judged
 split); they are stored beside the export (``<onnx_dir>/<fingerprint>.int8.json``) and
 ``check_int8`` refuses a model whose loss exceeds the thresholds.
