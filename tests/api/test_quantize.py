@@ -50,7 +50,7 @@ def test_int8_is_measured_stored_shown_and_required(
     assert (refused["status"], refused["error"]["code"]) == ("failed", "int8_not_measured")
 
     strict = settings.model_copy(update={"int8_min_mean_cosine": 1.0})
-    quantize = {"dataset_id": dataset_id, "model": model_id, "split": "test"}
+    quantize = {"dataset_id": dataset_id, "model": model_id}  # no val split: test is measured
     lossy = run(client, strict, "quantize", quantize)
     assert (lossy["status"], lossy["error"]["code"]) == ("failed", "int8_too_lossy")
     assert "mean cosine" in lossy["error"]["message"]

@@ -63,7 +63,7 @@ def plan(session: Session, job: JobRow, spec: QuantizeJobSpec) -> list[JobRow]:
 
 def run(ctx: JobContext, spec: QuantizeJobSpec) -> dict[str, Any]:
     ds = dataset_of(ctx, spec.dataset_id)
-    split = spec.split or next((s for s in SPLITS if ds.split_qrels(s)), SPLITS[0])
+    split = spec.split or next((s for s in SPLITS if ds.qrels.get(s)), SPLITS[0])
     fp32 = embedder_for(ctx, spec.model, spec)
     try:
         int8 = with_runtime(fp32, ctx.settings.onnx_dir, "int8")
