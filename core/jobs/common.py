@@ -139,7 +139,10 @@ def embedder_for(
         check_int8(load_quality(ctx.settings.onnx_dir, embedder.fingerprint), ref)
     elif not ctx.settings.job_onnx:
         return embedder
-    return with_runtime(embedder, ctx.settings.onnx_dir, precision)
+    try:
+        return with_runtime(embedder, ctx.settings.onnx_dir, precision)
+    except ValueError as exc:  # int8 of a pipeline ONNX Runtime cannot reproduce
+        raise InvalidInput(str(exc), code="int8_unsupported", param="precision") from exc
 
 
 def reranker_of(ctx: JobContext, ref: str) -> Reranker:

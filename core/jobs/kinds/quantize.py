@@ -67,7 +67,7 @@ def run(ctx: JobContext, spec: QuantizeJobSpec) -> dict[str, Any]:
     fp32 = embedder_for(ctx, spec.model, spec)
     try:
         int8 = with_runtime(fp32, ctx.settings.onnx_dir, "int8")
-    except ValueError as exc:
+    except ValueError as exc:  # a pipeline ONNX Runtime cannot reproduce (a query adapter)
         raise InvalidInput(str(exc), code="int8_unsupported", param="model") from exc
     ctx.progress(0.1, stage="exported int8", force=True)
     cache, settings = cache_of(ctx), ctx.settings
