@@ -29,6 +29,7 @@ from core.jobs.common import (
     embedder_for,
 )
 from core.jobs.context import JobContext
+from core.models.embedder import Embedder
 from core.names import Name
 from core.serving.quantize import Thresholds, check_int8, measure_int8, save_quality
 from core.serving.runtime import with_runtime
@@ -65,6 +66,12 @@ def run(ctx: JobContext, spec: QuantizeJobSpec) -> dict[str, Any]:
     ds = dataset_of(ctx, spec.dataset_id)
     split = spec.split or next((s for s in SPLITS if ds.qrels.get(s)), SPLITS[0])
     fp32 = embedder_for(ctx, spec.model, spec)
+    if not isinstance(fp32, Embedder):
+        raise InvalidInput(
+            f"'{spec.model[:80]}' is a late-interaction model: no int8 export",
+            code="int8_unsupported",
+            param="model",
+        )
     try:
         int8 = with_runtime(fp32, ctx.settings.onnx_dir, "int8")
     except ValueError as exc:  # a pipeline ONNX Runtime cannot reproduce (a query adapter)
