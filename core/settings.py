@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     serve_truncate: bool = True  # over-long inputs of requests without "truncate": cut, or 413
     serve_truncate_models: dict[str, bool] = {}  # per model reference, e.g. {"mdl_...": false}
     serve_token_ids: Literal["openai", "model", "refuse"] = "openai"  # core/serving/token_ids.py
+    # Precision (docs/encoding.md): models served with int8 transformers, each only once a
+    # quantize job measured its loss within the limits below.
+    serve_int8_models: list[str] = []
+    int8_max_ndcg_drop: float = Field(1.0, ge=0, le=100)  # nDCG@10 points int8 may lose
+    int8_min_mean_cosine: float = Field(0.98, ge=0, le=1)  # to the fp32 vectors
+    job_onnx: bool = True  # jobs encode with ONNX Runtime on the CPU where measured faster
     heartbeat_seconds: float = 5.0  # a running job's worker refreshes its lease this often
     lease_seconds: float = 60.0  # a running job whose heartbeat is older is taken back
     reconcile_seconds: float = 30.0  # how often the reconciler re-enqueues lost and stale jobs
@@ -138,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache" / "embeddings"
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.data_dir / "cache" / "onnx"
 
     @property
     def models_dir(self) -> Path:

@@ -8,12 +8,12 @@ from pathlib import Path
 from fastapi import APIRouter, status
 from markdown_it import MarkdownIt
 
-from api.deps import ModelDep, SessionDep
+from api.deps import ModelDep, SessionDep, SettingsDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.models import ModelCard, ModelList, ModelRead
 from api.security import Inference, User
 from core.errors import NotFound
-from core.services.models import PackagedModel, base_models, delete_model
+from core.services.models import PackagedModel, base_models, delete_model, quantization_of
 from core.store import repos
 from core.store.tables import ModelRow
 
@@ -62,14 +62,19 @@ def model_card(model: ModelDep) -> ModelCard:
 
 
 @router.get("/{model_id:path}", response_model=ModelRead)
-def get_model(model_id: str, session: SessionDep, caller: Inference) -> ModelRead:
+def get_model(
+    model_id: str, session: SessionDep, caller: Inference, settings: SettingsDep
+) -> ModelRead:
     """A packaged base model by its name (``/`` included) or one of the project's fine-tuned
-    models by id."""
+    models by id, with its int8 measurement when a quantize job made one."""
     base = next((m for m in base_models() if m.id == model_id), None)
     if base is not None:
-        return _base(base)
-    row = repos.get_or_404(session, ModelRow, model_id, "model", project_id=caller.project_id)
-    return _read(row)
+        read, path = _base(base), base.path
+    else:
+        row = repos.get_or_404(session, ModelRow, model_id, "model", project_id=caller.project_id)
+        read, path = _read(row), row.path
+    quality = quantization_of(settings, Path(path))
+    return read.model_copy(update={"quantization": quality})
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -25,6 +25,11 @@ class ModelRead(BaseModel):
     dataset_id: str | None = None
     metrics: dict[str, Any] = {}
     created_at: datetime | None = None
+    quantization: dict[str, Any] | None = Field(
+        None,
+        description="int8 against fp32, as a quantize job measured it (cosines on a corpus "
+        "sample, nDCG@10 change, accepted); shown by GET /v1/models/{id} only.",
+    )
 
 
 class ModelCard(BaseModel):

@@ -55,3 +55,13 @@ def hold_out(ds: RetrievalDataset, train: str, held_out: str) -> tuple[Retrieval
         return ds, 0
     kept = {qid: judged for qid, judged in ds.qrels[train].items() if qid not in overlap}
     return replace(ds, qrels={**ds.qrels, train: kept}), len(overlap)
+
+
+def corpus_subset(ds: RetrievalDataset, split: str, max_docs: int) -> RetrievalDataset:
+    """``ds`` with its first ``max_docs`` documents and every document ``split`` judges (a
+    smaller corpus for benchmarks; 0 keeps them all)."""
+    if not max_docs:
+        return ds
+    judged = {d for rel in ds.split_qrels(split).values() for d in rel}
+    keep = [d for i, d in enumerate(ds.corpus) if i < max_docs or d in judged]
+    return replace(ds, corpus={d: ds.corpus[d] for d in keep})

@@ -31,10 +31,13 @@ class EvalSpec:
     count_truncated: bool = True  # tokenize every text to report how many are cut (~2 s/5k docs)
 
 
-def cache_key(embedder: Embedder, side: Side) -> CacheKey:
-    """What the cache keys ``embedder``'s vectors of one side by."""
+def cache_key(embedder: Embedder | MultiVectorEmbedder, side: Side) -> CacheKey:
+    """What the cache keys ``embedder``'s vectors of one side by: the fingerprint of the
+    modules that make that side (a query adapter's documents: its base model's), else the
+    model's."""
+    by_side = getattr(embedder, "side_fingerprint", None)
     return CacheKey(
-        embedder.fingerprint,
+        by_side(side) if by_side is not None else embedder.fingerprint,
         embedder.instruction(side),
         embedder.max_seq_length,
         embedder.config.normalize,
@@ -54,7 +57,11 @@ def encode_cached(
     if cache is None:
         return embedder.encode(texts, side, progress), 0
     vectors, stats = cache.get_or_encode(
-        cache_key(embedder, side), texts, lambda miss: embedder.encode(miss, side, progress), out
+        cache_key(embedder, side),
+        texts,
+        lambda miss: embedder.encode(miss, side, progress),
+        out,
+        side=side,
     )
     if progress:
         progress(len(texts), len(texts))
@@ -95,7 +102,7 @@ def evaluate(
         )
     else:
         _check_covers(index, doc_ids)
-        doc_hits = 0
+        doc_hits = len(set(doc_texts))  # nothing encoded: the stored index holds the corpus
     timings["encode_corpus"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -137,6 +144,8 @@ def evaluate(
         timings=timings,
         cache={"corpus_hits": doc_hits, "corpus_misses": len(set(doc_texts)) - doc_hits},
         model_config={**asdict(embedder.config), "max_seq_length": embedder.max_seq_length},
+        precision=getattr(embedder, "precision", "fp32"),
+        runtime="onnx" if getattr(embedder, "runtime", None) is not None else "torch",
         truncated=truncated_counts(
             embedder, doc_texts, [dataset.queries[q].text for q in query_ids]
         )

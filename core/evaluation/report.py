@@ -36,6 +36,8 @@ class EvalReport:
     model_config: dict[str, Any] = field(default_factory=dict)
     primary_metric: str = PRIMARY_METRIC
     truncated: dict[str, int] = field(default_factory=dict)  # texts over max_seq_length, cut
+    precision: str = "fp32"  # of the vectors scored (int8 only when asked for)
+    runtime: str = "torch"  # what ran the transformer: torch or onnx
 
     @property
     def primary(self) -> float:

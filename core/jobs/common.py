@@ -23,6 +23,8 @@ from core.safe_values import SafeText
 from core.services import datasets as dataset_catalog
 from core.services import models as models_service
 from core.services.models import model_location
+from core.serving.quantize import check_int8, load_quality
+from core.serving.runtime import Precision, with_runtime
 from core.store import repos
 from core.store.tables import DEFAULT_PROJECT, DatasetRow, IndexRow
 
@@ -123,11 +125,15 @@ def dataset_of(ctx: JobContext, dataset_id: str) -> RetrievalDataset:
     return dataset_catalog.load(row)
 
 
-def embedder_for(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedder:
-    """The model ``ref`` names (a tuned model id or a reference), with the job's options."""
+def embedder_for(
+    ctx: JobContext, ref: str, options: EncodingOptions, precision: Precision = "fp32"
+) -> Embedder:
+    """The model ``ref`` names (a tuned model id or a reference), with the job's options; on
+    the CPU its transformer runs in ONNX Runtime where measured faster (``job_onnx``), or at
+    int8 (``precision``: only a model whose int8 loss a quantize job measured within limits)."""
     with ctx.factory() as session:
         location = model_location(session, ref)
-    return models_service.embedder_for(
+    embedder = models_service.embedder_for(
         ctx.settings,
         location,
         allow_paths=trusted_path(location),
@@ -136,6 +142,16 @@ def embedder_for(ctx: JobContext, ref: str, options: EncodingOptions) -> Embedde
         query_instruction=options.query_instruction,
         document_instruction=options.document_instruction,
     )
+    if not isinstance(embedder, Embedder):  # remote and late-interaction models
+        return embedder
+    if precision == "int8":
+        check_int8(load_quality(ctx.settings.onnx_dir, embedder.fingerprint), ref)
+    elif not ctx.settings.job_onnx:
+        return embedder
+    try:
+        return with_runtime(embedder, ctx.settings.onnx_dir, precision)
+    except ValueError as exc:  # int8 of a pipeline ONNX Runtime cannot reproduce
+        raise InvalidInput(str(exc), code="int8_unsupported", param="precision") from exc
 
 
 def reranker_of(ctx: JobContext, ref: str) -> Reranker:
@@ -162,8 +178,9 @@ def stages(ctx: JobContext, spans: dict[str, tuple[float, float]]):
 
 
 def cache_of(ctx: JobContext) -> EmbeddingCache:
-    """The shared embedding cache, writing new shards in ``EMBEDTUNE_CACHE_DTYPE``."""
-    return EmbeddingCache(ctx.settings.cache_dir, dtype=ctx.settings.cache_dtype)
+    """The shared embedding cache, writing new shards in ``EMBEDTUNE_CACHE_DTYPE``; what it
+    encodes adds to the job's tally (``ctx.encodes``)."""
+    return EmbeddingCache(ctx.settings.cache_dir, dtype=ctx.settings.cache_dtype, tally=ctx.encodes)
 
 
 def project_of(ctx: JobContext) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Cancelled
 from core.jobs.ports import Enqueue
+from core.models.cache import EncodeTally
 from core.settings import Settings
 from core.store import repos
 from core.store.db import transaction
@@ -48,6 +49,7 @@ class JobContext:
     _last_write: float = 0.0
     _last_check: float = 0.0
     _stages: dict[str, tuple[float, int]] = field(default_factory=dict)  # first report of each
+    encodes: EncodeTally = field(default_factory=EncodeTally)  # every cache_of(ctx) adds to it
 
     def stage(self, name: str, start: float, span: float) -> Callable[[int, int], None]:
         """A ``progress(done, total)`` callback mapping a stage onto [start, start + span]

@@ -16,6 +16,7 @@ from core.jobs.kinds import (
     index,
     mine,
     nudge,
+    quantize,
     rerank_finetune,
     synthesize,
 )
@@ -31,6 +32,7 @@ KINDS: dict[str, ModuleType] = {
         nudge,
         compare,
         export,
+        quantize,
         synthesize,
         rerank_finetune,
     )
@@ -45,6 +47,7 @@ JobType = Literal[
     "nudge",
     "compare",
     "export",
+    "quantize",
     "synthesize",
     "rerank_finetune",
 ]

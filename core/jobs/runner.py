@@ -89,7 +89,17 @@ def _run(ctx: JobContext, claim: Claim, time_limit_errors: tuple) -> Outcome:
         log.exception("job %s failed (error %s)", ctx.job_id, error_id)
         message = f"the job failed unexpectedly (error {error_id} in the worker log)"
         return _finish(ctx, "failed", code="internal_error", message=message)
-    return _finish(ctx, "succeeded", result=result)
+    return _finish(ctx, "succeeded", result=_with_encodes(ctx, result))
+
+
+def _with_encodes(ctx: JobContext, result: dict) -> dict:
+    """``result`` with what the job encoded (``encodes``: corpus encodes, texts encoded and
+    served from the cache), also recorded as the job's metrics at step 0."""
+    counts = ctx.encodes.as_metrics()
+    if not any(counts.values()):
+        return result
+    ctx.metrics(0, counts)
+    return {**result, "encodes": counts}
 
 
 def _stopped(ctx: JobContext) -> Outcome:

@@ -46,6 +46,31 @@ class CacheStats:
     misses: int
 
 
+@dataclass
+class EncodeTally:
+    """What a cache's lookups encoded: ``corpus_encodes`` counts document-side lookups that
+    encoded at least one text (a corpus encoded, whole or in part), ``documents_encoded`` and
+    ``queries_encoded`` the texts, ``documents_cached`` the document texts served from disk."""
+
+    corpus_encodes: int = 0
+    documents_encoded: int = 0
+    documents_cached: int = 0
+    query_encodes: int = 0
+    queries_encoded: int = 0
+
+    def add(self, side: str | None, stats: CacheStats) -> None:
+        if side == "document":
+            self.corpus_encodes += stats.misses > 0
+            self.documents_encoded += stats.misses
+            self.documents_cached += stats.hits
+        elif side == "query":
+            self.query_encodes += stats.misses > 0
+            self.queries_encoded += stats.misses
+
+    def as_metrics(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class _Located:
     """Rows ``rows`` of shard ``path`` are the vectors of texts ``positions``."""
@@ -62,9 +87,12 @@ def text_digest(text: str) -> bytes:
 class EmbeddingCache:
     """Vectors by text digest, one directory per :class:`CacheKey`; new shards in ``dtype``."""
 
-    def __init__(self, root: Path, dtype: Dtype = "float32") -> None:
+    def __init__(
+        self, root: Path, dtype: Dtype = "float32", tally: EncodeTally | None = None
+    ) -> None:
         self.root = Path(root)
         self.dtype = np.dtype(dtype)
+        self.tally = tally if tally is not None else EncodeTally()
 
     def get_or_encode(
         self,
@@ -72,8 +100,10 @@ class EmbeddingCache:
         texts: Sequence[str],
         encode: Callable[[list[str]], np.ndarray],
         out: Allocate | None = None,
+        side: str | None = None,
     ) -> tuple[np.ndarray, CacheStats]:
-        """Vectors for ``texts`` in order; ``encode`` is called once, for the missing texts only."""
+        """Vectors for ``texts`` in order; ``encode`` is called once, for the missing texts only.
+        ``side`` (query, document) names what the tally counts them as."""
         folder = self.root / key.digest
         where = _positions(texts)
         located = self._locate(folder, where)
@@ -82,6 +112,7 @@ class EmbeddingCache:
             vectors = _stored(encode([texts[where[d][0]] for d in missing]))
             located.append(self._write_shard(folder, key, missing, vectors, where))
         hits = len(where) - len(missing)
+        self.tally.add(side, CacheStats(hits, len(missing)))
         if not texts:
             return np.zeros((0, 0), np.float32), CacheStats(hits=0, misses=0)
         return _gather(located, len(texts), out or _empty), CacheStats(hits, len(missing))
@@ -93,6 +124,7 @@ class EmbeddingCache:
         encode: Callable[[list[str]], np.ndarray],
         chunk_size: int,
         progress: Callable[[int, int], None] | None = None,
+        side: str | None = None,
     ) -> CacheStats:
         """Make sure every text of ``texts`` is cached, encoding ``chunk_size`` at a time (one
         shard per chunk). Nothing is returned but counts, and at most one chunk of vectors is
@@ -107,7 +139,9 @@ class EmbeddingCache:
             self._write_shard(folder, key, chunk, vectors, where)
             if progress is not None:
                 progress(done + start + len(chunk), len(where))
-        return CacheStats(hits=done, misses=len(missing))
+        stats = CacheStats(hits=done, misses=len(missing))
+        self.tally.add(side, stats)
+        return stats
 
     def _locate(self, folder: Path, where: dict[bytes, list[int]]) -> list[_Located]:
         """Where each wanted digest is stored (the first shard that has it wins)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 Side = Literal["query", "document"]
 Progress = Callable[[int, int], None]
-CHUNK = 256  # texts per encode call: progress and cancel checks between calls
+CHUNK = 256  # texts between progress reports (and the cancel checks they make)
+MAX_BATCH_TOKENS = 16384  # padded tokens per forward pass of a job's encode (see bench/eval.py)
 
 
 @dataclass
@@ -32,10 +33,27 @@ class Embedder:
     st: SentenceTransformer
     fingerprint: str
     batch_size: int = 64
+    max_batch_tokens: int = MAX_BATCH_TOKENS
+    # Runs the forward passes instead of PyTorch when set: ``encode_features(features)``
+    # (``core.serving.runtime``: the transformer in ONNX Runtime, fp32 or int8).
+    runtime: Any = field(default=None, repr=False, compare=False)
+    precision: str = "fp32"  # of the vectors: int8 ones are cached under their own key
+    _sides: dict[Side, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def config(self) -> ModelConfig:
         return self.model.config
+
+    def side_fingerprint(self, side: Side) -> str:
+        """The fingerprint of the modules that make ``side``'s vectors (``core.models.sides``):
+        a query adapter's document side is its base model's. Hashed once per embedder, so a
+        network trained in place after the first call keeps its old value."""
+        if self._sides is None:
+            from core.models.sides import side_fingerprints
+
+            self._sides = side_fingerprints(self.st)
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return self._sides[side] + suffix
 
     @property
     def max_seq_length(self) -> int:
@@ -56,27 +74,44 @@ class Embedder:
         return counts
 
     def encode(
-        self, texts: Sequence[str], side: Side, progress: Progress | None = None
+        self,
+        texts: Sequence[str],
+        side: Side,
+        progress: Progress | None = None,
+        *,
+        counted: bool = True,
     ) -> np.ndarray:
-        """float32 embeddings (L2-normalized when the config says so), in input order."""
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        """float32 embeddings (L2-normalized when the config says so), in input order.
+
+        Texts are sorted by tokens and encoded in forward passes of at most ``batch_size``
+        texts and ``max_batch_tokens`` padded tokens (``token_batches``), as serving forms
+        them: many short texts per pass, few long ones, little padding."""
         out = np.empty((len(texts), self.st.get_embedding_dimension() or 0), np.float32)
-        for start in range(0, len(texts), CHUNK):
-            idx = order[start : start + CHUNK]
-            # encode_query / encode_document route through a query-side Router (adapters);
-            # an explicit prompt ("" included) overrides any prompt saved with the model.
-            encode = self.st.encode_query if side == "query" else self.st.encode_document
-            out[idx] = encode(
-                [texts[i] for i in idx],
-                prompt=self.instruction(side),
-                batch_size=self.batch_size,
-                normalize_embeddings=self.config.normalize,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            metrics.JOB_TEXTS_ENCODED.inc(len(idx))
-            if progress:
-                progress(min(start + CHUNK, len(texts)), len(texts))
+        lengths = np.minimum(self.count_tokens(texts, side), self.max_seq_length)
+        order = np.argsort(-lengths, kind="stable")
+        prompt, done, reported = self.instruction(side), 0, 0
+        # a model under training is scored without dropout, then left as it was, module by
+        # module (a freshly loaded one is a training wrapper around a network in eval mode)
+        modes = [(module, module.training) for module in self.st.modules()]
+        self.st.eval()
+        try:
+            for batch in token_batches(lengths[order], self.max_batch_tokens, self.batch_size):
+                idx = order[batch]
+                features = self.st.preprocess([texts[i] for i in idx], prompt=prompt, task=side)
+                out[idx] = (
+                    self.runtime.encode_features(features)
+                    if self.runtime is not None
+                    else self.encode_features(features, side)
+                )
+                if counted:  # a job's texts, not a probe's
+                    metrics.JOB_TEXTS_ENCODED.inc(len(idx))
+                done += len(idx)
+                if progress and (done - reported >= CHUNK or done == len(texts)):
+                    progress(done, len(texts))
+                    reported = done
+        finally:
+            for module, mode in modes:
+                module.training = mode
         return out
 
     def encode_features(self, features: dict[str, Any], side: Side) -> np.ndarray:
@@ -92,6 +127,18 @@ class Embedder:
             if self.config.normalize:
                 vectors = F.normalize(vectors, p=2, dim=1)
         return vectors.cpu().numpy()
+
+
+def token_batches(lengths: Sequence[int], max_tokens: int, max_texts: int) -> list[slice]:
+    """Consecutive slices of texts sorted by descending ``lengths``: each pass holds at most
+    ``max_texts`` texts and, padded to its first (longest) text, ``max_tokens`` tokens (at
+    least one text)."""
+    batches, start = [], 0
+    while start < len(lengths):
+        fits = max(1, min(max_texts, max_tokens // max(int(lengths[start]), 1)))
+        batches.append(slice(start, min(start + fits, len(lengths))))
+        start += fits
+    return batches
 
 
 def wrap_embedder(

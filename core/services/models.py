@@ -65,6 +65,17 @@ def embedder_for(
     )
 
 
+def quantization_of(settings: Settings, model_dir: Path) -> dict[str, Any] | None:
+    """The int8 measurement of the model in ``model_dir`` (``core.serving.quantize``), if any."""
+    from core.models.loading import fingerprint
+    from core.serving.quantize import load_quality
+
+    if not model_dir.is_dir():
+        return None
+    quality = load_quality(settings.onnx_dir, fingerprint(model_dir))
+    return quality.to_dict() if quality is not None else None
+
+
 def remote_embedder(settings: Settings, ref: str) -> RemoteEmbedder:
     """``remote:<name>`` on the operator's endpoint; 422 when none is configured."""
     if not settings.embeddings_api_base_url:

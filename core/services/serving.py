@@ -33,9 +33,10 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         max_queue=settings.serve_max_queue,
         model_memory_bytes=settings.serve_model_memory_mb << 20,
         index_memory_bytes=settings.serve_index_memory_mb << 20,
-        onnx_dir=settings.data_dir / "cache" / "onnx" if settings.serve_onnx else None,
+        onnx_dir=settings.onnx_dir if settings.serve_onnx else None,
         truncate=settings.serve_truncate,
         truncate_models=settings.serve_truncate_models,
+        int8_models=frozenset(settings.serve_int8_models),
     )
 
     def load_model(key: ModelKey) -> Embedder | MultiVectorEmbedder:

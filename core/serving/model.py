@@ -14,6 +14,7 @@ from core.errors import InvalidInput, TooLarge
 from core.models.embedder import Embedder, Side
 from core.serving import tokens
 from core.serving.onnx import OnnxEncoder
+from core.serving.runtime import int8_encoder
 from core.serving.spec import TRUNCATE_HINT, ModelKey, ServeSpec
 from core.serving.tokens import Rows, Tokens
 
@@ -51,7 +52,10 @@ class ServedModel:
         nbytes = sum(t.numel() * t.element_size() for t in tensors)
         onnx = None
         if spec.onnx_dir is not None and embedder.st.device.type == "cpu":
-            onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
+            if key.ref in spec.int8_models:
+                onnx = int8_encoder(embedder, spec.onnx_dir, spec.max_batch_size, key.ref)
+            else:
+                onnx = OnnxEncoder.build(embedder, spec.onnx_dir, spec.max_batch_size)
         return cls(key, embedder, tokenizer, nbytes * (2 if onnx else 1), onnx, turns)
 
     @property

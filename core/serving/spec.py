@@ -34,6 +34,9 @@ class ServeSpec:
     onnx_dir: Path | None = None  # where CPU models' ONNX exports live; None: PyTorch only
     truncate: bool = True  # over-long inputs of requests that do not say: cut (True) or 413
     truncate_models: Mapping[str, bool] = field(default_factory=dict)  # per model reference
+    # Model references served with their int8 transformer (ONNX Runtime): each only once a
+    # quantize job measured its loss within the limits (``core.serving.quantize``).
+    int8_models: frozenset[str] = frozenset()
 
     def truncates(self, ref: str) -> bool:
         """Whether a request for model ``ref`` that sends no ``truncate`` gets truncation."""

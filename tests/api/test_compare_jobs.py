@@ -3,6 +3,7 @@ served by the search endpoint (jobs run in this process; tests/e2e runs them on 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -134,3 +135,73 @@ def test_a_nudge_index_serves_results_that_differ_where_documents_moved(
     for before, after in zip(scores(base["index_id"]), scores(nudged["index_id"]), strict=True):
         changed = {d for d in before if abs(before[d] - after[d]) > 1e-5}
         assert changed == {"d0", "d1", "d2"}
+
+
+def topic_files(n_docs: int, n_queries: int, test_from: int) -> list[tuple[str, tuple[str, bytes]]]:
+    """A BEIR dataset whose query ``i`` judges document ``i``: queries below ``test_from``
+    in train, the rest in test."""
+    corpus = "".join(
+        json.dumps({"_id": f"d{i}", "title": "", "text": f"document {i} about topic {i % 4}"})
+        + "\n"
+        for i in range(n_docs)
+    )
+    queries = "".join(
+        json.dumps({"_id": f"q{i}", "text": f"what is topic {i % 4} number {i}"}) + "\n"
+        for i in range(n_queries)
+    )
+    head = "query-id\tcorpus-id\tscore\n"
+    train = head + "".join(f"q{i}\td{i}\t1\n" for i in range(test_from))
+    test = head + "".join(f"q{i}\td{i}\t1\n" for i in range(test_from, n_queries))
+    parts = {
+        "corpus.jsonl": corpus,
+        "queries.jsonl": queries,
+        "qrels/train.tsv": train,
+        "qrels/test.tsv": test,
+    }
+    return [("files", (name, body.encode())) for name, body in parts.items()]
+
+
+def test_a_compare_encodes_each_corpus_once_per_document_side(
+    client: TestClient, settings: Settings, tiny: str
+) -> None:
+    """base, adapter, nudge-n and nudge-m share one document side (the base model's): each
+    corpus is encoded once in all, validation before training and the adapter's scoring
+    included; the forgetting set's corpus adds only the texts the first one lacked."""
+    upload = [("main", topic_files(16, 12, 9)), ("other", topic_files(20, 4, 0))]
+    ids = {}
+    for name, files in upload:
+        response = client.post("/v1/datasets", files=files, data={"name": name})
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["id"]
+    params = {"adapter_epochs": 2, "batch_size": 4, "max_seq_length": 64}
+    job = submit(
+        client,
+        "compare",
+        {
+            "dataset_id": ids["main"],
+            "base_model": tiny,
+            "forgetting_dataset_id": ids["other"],
+            "methods": ["base", "adapter", "nudge-n", "nudge-m"],
+            "val_fraction": 0.34,
+            "params": params,
+        },
+    )
+    factory = client.app.state.factory  # type: ignore[attr-defined]
+    order = [c["job_id"] for c in job["result"]["children"]] + [job["id"]]
+    for job_id in order:
+        outcome = run_job(
+            job_id, factory=factory, settings=settings, worker="test", enqueue=lambda *_: None
+        )
+        assert outcome == "succeeded", client.get(f"/v1/jobs/{job_id}").json()["error"]
+    results = [client.get(f"/v1/jobs/{j}").json()["result"] for j in order]
+    encodes = [r.get("encodes", {}) for r in results]
+    corpus = [e.get("corpus_encodes", 0) for e in encodes]
+    assert corpus == [1, 0, 0, 0, 1]  # the base eval (main), the compare's forgetting (other)
+    assert [e.get("documents_encoded", 0) for e in encodes] == [16, 0, 0, 0, 4]
+    adapter = encodes[1]
+    assert adapter["documents_cached"] >= 2 * 16  # base vectors + the validation before training
+    series = client.get(f"/v1/jobs/{order[-1]}/metrics").json()["series"]
+    assert series["corpus_encodes"][0]["value"] == 1
+    rows = {r["method"]: r for r in results[-1]["report"]["rows"]}
+    assert set(rows) == {"base", "adapter", "nudge-n", "nudge-m"}
+    assert all(r["status"] == "succeeded" and r["test"] for r in rows.values())

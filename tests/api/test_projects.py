@@ -83,6 +83,8 @@ SUBMISSIONS = [  # jobs naming another project's rows: as missing as unknown ids
     {"type": "eval", "spec": {"dataset_id": "{own}", "model": "{model}"}},
     {"type": "index", "spec": {"dataset_id": "{own}", "model": "{model}"}},
     {"type": "mine", "spec": {"dataset_id": "{dataset}", "model": "tiny"}},
+    {"type": "quantize", "spec": {"dataset_id": "{dataset}", "model": "tiny"}},
+    {"type": "quantize", "spec": {"dataset_id": "{own}", "model": "{model}"}},
     {"type": "finetune", "spec": {"dataset_id": "{own}", "base_model": "{model}"}},
     {"type": "nudge", "spec": {"dataset_id": "{own}", "model_from_job": "{job}"}},
     {"type": "nudge", "spec": {"dataset_id": "{own}", "model": "{model}"}},

@@ -84,6 +84,7 @@ def run(ctx: JobContext, spec: EncodeJobSpec) -> dict[str, Any]:
         lambda texts: embedder.encode(texts, "document"),
         spec.chunk_size,
         ctx.stage("encode_shard", 0.05, 0.95),
+        side="document",
     )
     ctx.log(f"shard {spec.shard}/{spec.shards}: {stats.misses} encoded, {stats.hits} cached")
     return {"documents": len(doc_ids), "encoded": stats.misses, "cached": stats.hits}

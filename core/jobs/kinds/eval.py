@@ -115,6 +115,8 @@ def run(ctx: JobContext, spec: EvalJobSpec) -> dict[str, Any]:
         "num_queries": report.num_queries,
         "num_documents": report.num_documents,
         "truncated": report.truncated,
+        "precision": report.precision,
+        "runtime": report.runtime,
         "report": REPORT,
     }
     if spec.index_id is not None:

@@ -55,6 +55,11 @@ class MineJobSpec(EncodingOptions):
         "or above the query's positives (twice the negatives are mined, then filtered).",
     )
     rerank_margin: float = Field(0.05, ge=0, lt=1, description="Relative to the positive.")
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="int8: candidates mined with the model's int8 transformer (ONNX Runtime), "
+        "once a quantize job measured its loss within the limits.",
+    )
 
 
 class MineJob(SpecModel):
@@ -92,7 +97,7 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
     if done is not None:  # a redelivered job whose dataset was already stored
         return {"dataset_id": done.id}
     ds = dataset_of(ctx, spec.dataset_id)
-    embedder = embedder_for(ctx, spec.model, spec)
+    embedder = embedder_for(ctx, spec.model, spec, spec.precision)
     ctx.progress(0.05, stage="loaded model", force=True)
     mined, report = mine_negatives(
         ds,
@@ -102,7 +107,7 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         progress=stages(ctx, SPANS),
         should_cancel=ctx.should_cancel,
     )
-    figures = report.as_dict()
+    figures = {**report.as_dict(), "precision": getattr(embedder, "precision", "fp32")}
     (ctx.artifacts / "mining_report.json").write_text(json.dumps(figures, indent=1))
     ctx.log(f"mined {report.negatives} negatives for {report.queries} queries")
     filtered = None
@@ -131,6 +136,7 @@ def run(ctx: JobContext, spec: MineJobSpec) -> dict[str, Any]:
         "queries": report.queries,
         "queries_short": report.queries_short,
         "removed": report.removed,
+        "precision": getattr(embedder, "precision", "fp32"),
         **({"reranker_filter": filtered.as_dict()} if filtered else {}),
         # For a person to check: negatives scored closest to a positive (correct the wrong
         # ones with POST /v1/datasets/{dataset_id}/corrections).
