@@ -261,13 +261,12 @@ class _Scorer:
         self.splits = [target, *([forgetting] if forgetting else [])]
         self.shared_docs = _same_document_route(members)
         self.corpus_encodes = 0
-        self._docs: dict[str, np.ndarray] = {}
+        self.docs = BaseDocuments(base, cache)
 
     def __call__(self, weights: tuple[float, ...]) -> Candidate:
         model = merged_model(self.members, weights)
-        embedder = Embedder(self.base.model, model, f"merge-{id(model)}", self.base.batch_size)
-        if self.shared_docs:
-            embedder = _SharedDocuments(embedder.model, model, embedder.fingerprint, docs=self)
+        docs = self.docs if self.shared_docs else None
+        embedder = SharedDocuments(self.base.model, model, f"merge-{id(model)}", docs=docs)
         scores = [self._score(embedder, ds, split) for ds, split in self.splits]
         return Candidate(weights, scores[0], scores[1] if len(scores) > 1 else None)
 
@@ -277,26 +276,37 @@ class _Scorer:
         spec = EvalSpec(split=split, count_truncated=False)
         return float(evaluate(ds, embedder, spec).metrics[self.metric])
 
-    def documents(self, texts: Sequence[str]) -> np.ndarray:
+
+class BaseDocuments:
+    """The base model's document vectors by text, encoded once (through ``cache``)."""
+
+    def __init__(self, base: Embedder, cache: EmbeddingCache | None) -> None:
+        self.base, self.cache = base, cache
+        self._docs: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._docs]
         if missing:
             vectors, _ = encode_cached(self.base, missing, "document", self.cache)
             self._docs.update(zip(missing, vectors, strict=True))
-        return np.stack([self._docs[t] for t in texts]) if texts else np.zeros((0, 0))
+        if not texts:
+            return np.zeros((0, self.base.st.get_embedding_dimension() or 0), np.float32)
+        return np.stack([self._docs[t] for t in texts]).astype(np.float32)
 
 
 @dataclass
-class _SharedDocuments(Embedder):
-    """A candidate that encodes queries itself and takes document vectors from the base."""
+class SharedDocuments(Embedder):
+    """A model whose document route is the base's (a query adapter, a merge of adapters):
+    queries encoded by the model, documents taken from ``docs`` (the base's, encoded once)."""
 
-    docs: Any = None  # the _Scorer
+    docs: BaseDocuments | None = None
 
     def encode(
         self, texts: Sequence[str], side: Side, progress: Progress | None = None
     ) -> np.ndarray:
-        if side == "query":
+        if side == "query" or self.docs is None:
             return super().encode(texts, side, progress)
-        found = self.docs.documents(list(texts)).astype(np.float32)
+        found = self.docs(list(texts))
         if progress:
             progress(len(texts), len(texts))
         return found

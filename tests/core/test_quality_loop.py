@@ -18,6 +18,7 @@ from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.embedder import load_embedder
 from core.training import FinetuneSpec, run_finetune
 from core.training.merge import MergeSpec, merge_state_dicts, run_merge
+from core.training.recipe_search import SearchSpec, search_recipe
 from tests.core.test_training import TEXTS, small_dataset
 
 DOCS = ["vitamin D levels in the elderly", "yeast cell protein misfolding"]
@@ -191,3 +192,66 @@ def test_rounds_need_a_method_and_loss_that_mine() -> None:
         with pytest.raises(InvalidInput) as err:
             FinetuneSpec.from_dict(bad)
         assert err.value.param == "rounds"
+
+
+class _SealedQrels(dict):
+    """Judgments whose ``test`` split fails when anything reads it."""
+
+    def __getitem__(self, split: str):
+        if split == "test":
+            raise AssertionError("the test split was read")
+        return super().__getitem__(split)
+
+    def get(self, split: str, default=None):
+        if split == "test":
+            raise AssertionError("the test split was read")
+        return super().get(split, default)
+
+    def items(self):
+        raise AssertionError("every split was read")
+
+    def values(self):
+        raise AssertionError("every split was read")
+
+
+def test_the_recipe_search_never_reads_the_test_split(
+    spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
+) -> None:
+    sealed = replace(small, qrels=_SealedQrels({**small.qrels, "test": {"q": {"d": 1}}}))
+    with pytest.raises(AssertionError):
+        sealed.qrels["test"]  # the guard works
+    base = replace(spec, method="adapter", adapter_epochs=5)
+    found = search_recipe(
+        base,
+        sealed,
+        tmp_path / "search",
+        train_split="train",
+        val_split="val",
+        spec=SearchSpec(trials=3, params=("learning_rate", "epochs", "num_hard_negatives")),
+    )
+    assert len(found.trials) == 3 and found.trials[0]["params"] == {
+        "adapter_learning_rate": base.adapter_learning_rate,
+        "adapter_epochs": 5,
+        "num_hard_negatives": base.num_hard_negatives,
+    }
+    assert found.value == max(t["value"] for t in found.trials) >= found.default_value
+    assert sorted(p.name for p in (tmp_path / "search").iterdir()) == ["model"]
+    recipe = json.loads((found.model_dir / "recipe.json").read_text("utf-8"))
+    reused = FinetuneSpec.from_dict(recipe["recipe"])  # the recipe is a spec, ready to reuse
+    assert reused.adapter_learning_rate == found.params["adapter_learning_rate"]
+    again = evaluate(small, load_embedder(str(found.model_dir)), EvalSpec(split="val"))
+    assert again.metrics["ndcg@10"] == pytest.approx(found.value, abs=1e-4)
+
+
+def test_a_search_budget_in_minutes_stops_starting_trials(
+    spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
+) -> None:
+    base = replace(spec, method="adapter", adapter_epochs=5)
+    budget = SearchSpec(trials=50, minutes=0.01, params=("learning_rate",))
+    found = search_recipe(
+        base, small, tmp_path / "s", train_split="train", val_split="val", spec=budget
+    )
+    assert len(found.trials) == 1  # 0.6 s: the first trial ran, no other started
+    with pytest.raises(InvalidInput) as err:
+        SearchSpec(params=("dropout",))
+    assert err.value.param == "params"
