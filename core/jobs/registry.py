@@ -14,9 +14,11 @@ from core.jobs.kinds import (
     export,
     finetune,
     index,
+    merge,
     mine,
     nudge,
     rerank_finetune,
+    search,
     synthesize,
 )
 
@@ -33,6 +35,8 @@ KINDS: dict[str, ModuleType] = {
         export,
         synthesize,
         rerank_finetune,
+        merge,
+        search,
     )
 }
 
@@ -47,6 +51,8 @@ JobType = Literal[
     "export",
     "synthesize",
     "rerank_finetune",
+    "merge",
+    "search",
 ]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobRequest = Annotated[

@@ -166,7 +166,7 @@ def run_merge(
         candidates = [scorer(w) for w in dict.fromkeys(grid)]
     elif len(members) == 2:
         steps = np.round(np.arange(0, 1 + 1e-9, spec.grid_step), 6)
-        grid, search = [(round(1 - a, 6), float(a)) for a in steps], "grid"
+        grid, search = [(float(round(1 - a, 6)), float(a)) for a in steps], "grid"
         candidates = [scorer(w) for w in grid]
     else:
         candidates, search = _optuna(scorer, len(members), spec), "optuna"
@@ -261,7 +261,7 @@ class _Scorer:
         self.splits = [target, *([forgetting] if forgetting else [])]
         self.shared_docs = _same_document_route(members)
         self.corpus_encodes = 0
-        self.docs = BaseDocuments(base, cache)
+        self.docs = BaseVectors(base, cache)
 
     def __call__(self, weights: tuple[float, ...]) -> Candidate:
         model = merged_model(self.members, weights)
@@ -277,39 +277,79 @@ class _Scorer:
         return float(evaluate(ds, embedder, spec).metrics[self.metric])
 
 
-class BaseDocuments:
-    """The base model's document vectors by text, encoded once (through ``cache``)."""
+class BaseVectors:
+    """The base model's vectors by side and text, each encoded once (through ``cache``)."""
 
     def __init__(self, base: Embedder, cache: EmbeddingCache | None) -> None:
         self.base, self.cache = base, cache
-        self._docs: dict[str, np.ndarray] = {}
+        self._seen: dict[str, dict[str, np.ndarray]] = {"query": {}, "document": {}}
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._docs]
+    def __call__(self, texts: Sequence[str], side: Side = "document") -> np.ndarray:
+        seen = self._seen[side]
+        missing = [t for t in dict.fromkeys(texts) if t not in seen]
         if missing:
-            vectors, _ = encode_cached(self.base, missing, "document", self.cache)
-            self._docs.update(zip(missing, vectors, strict=True))
+            vectors, _ = encode_cached(self.base, missing, side, self.cache)
+            seen.update(zip(missing, vectors, strict=True))
         if not texts:
             return np.zeros((0, self.base.st.get_embedding_dimension() or 0), np.float32)
-        return np.stack([self._docs[t] for t in texts]).astype(np.float32)
+        return np.stack([seen[t] for t in texts]).astype(np.float32)
 
 
 @dataclass
 class SharedDocuments(Embedder):
     """A model whose document route is the base's (a query adapter, a merge of adapters):
-    queries encoded by the model, documents taken from ``docs`` (the base's, encoded once)."""
+    documents come from ``docs`` (the base's vectors, encoded once). When its query route is
+    the base's modules plus a head (the adapter's Dense and Normalize), queries are the head
+    applied to the base's query vectors, the same function without another transformer pass."""
 
-    docs: BaseDocuments | None = None
+    docs: BaseVectors | None = None
+
+    def __post_init__(self) -> None:
+        self.head = query_head(self.st) if self.docs is not None else None
 
     def encode(
         self, texts: Sequence[str], side: Side, progress: Progress | None = None
     ) -> np.ndarray:
-        if side == "query" or self.docs is None:
+        if self.docs is None or (side == "query" and self.head is None):
             return super().encode(texts, side, progress)
-        found = self.docs(list(texts))
+        found = self.docs(list(texts), side)
+        if side == "query":
+            found = _apply(self.head, found, self.config.normalize)
         if progress:
             progress(len(texts), len(texts))
         return found
+
+
+def query_head(model: SentenceTransformer) -> list[Any] | None:
+    """The modules a Router's query route adds after a copy of its document route, if so."""
+    from sentence_transformers.base.modules import Router
+
+    router = model[0] if len(model) else None
+    if not isinstance(router, Router):
+        return None
+    query, document = list(router.sub_modules["query"]), list(router.sub_modules["document"])
+    if len(query) <= len(document):
+        return None
+    for q, d in zip(query, document, strict=False):
+        qs, ds = q.state_dict(), d.state_dict()
+        if type(q) is not type(d) or qs.keys() != ds.keys():
+            return None
+        if not all(qs[k].equal(ds[k]) for k in qs):
+            return None
+    return query[len(document) :]
+
+
+def _apply(head: Any, vectors: np.ndarray, normalize: bool) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        features = {"sentence_embedding": torch.from_numpy(vectors)}
+        for module in head:
+            features = module(features)
+        out = features["sentence_embedding"]
+        if normalize:
+            out = torch.nn.functional.normalize(out, dim=-1)
+    return out.numpy().astype(np.float32)
 
 
 def _same_document_route(members: list[SentenceTransformer]) -> bool:

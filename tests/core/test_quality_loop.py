@@ -17,7 +17,13 @@ from core.errors import InvalidInput
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.embedder import load_embedder
 from core.training import FinetuneSpec, run_finetune
-from core.training.merge import MergeSpec, merge_state_dicts, run_merge
+from core.training.merge import (
+    BaseVectors,
+    MergeSpec,
+    SharedDocuments,
+    merge_state_dicts,
+    run_merge,
+)
 from core.training.recipe_search import SearchSpec, search_recipe
 from tests.core.test_training import TEXTS, small_dataset
 
@@ -153,6 +159,14 @@ def test_the_weight_search_keeps_forgetting_within_the_bound(
     # the saved model scores what the search measured
     again = evaluate(small, load_embedder(str(result.model_dir)), EvalSpec(split="val"))
     assert again.metrics["ndcg@10"] == pytest.approx(result.chosen.target, abs=1e-4)
+    # the search's shortcut (the adapter head on cached base vectors) is the model itself
+    merged = load_embedder(str(result.model_dir))
+    shared = SharedDocuments(merged.model, merged.st, "x", docs=BaseVectors(base, None))
+    assert shared.head is not None
+    for side, texts in (("query", TEXTS), ("document", DOCS)):
+        np.testing.assert_allclose(
+            shared.encode(texts, side), merged.encode(texts, side), atol=1e-5
+        )
 
 
 def test_models_of_other_architectures_and_bad_weights_are_refused() -> None:

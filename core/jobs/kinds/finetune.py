@@ -38,12 +38,9 @@ QUEUE = "gpu"
 FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name="FinetuneParams")
 
 
-class FinetuneJobSpec(SpecModel):
-    dataset_id: Id
-    base_model: ModelRef
-    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
-        None, description="None: lora for an LLM decoder base model, full otherwise."
-    )
+class TrainingSplits(SpecModel):
+    """The splits of a job that trains or chooses on validation (finetune, search, merge)."""
+
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -51,7 +48,15 @@ class FinetuneJobSpec(SpecModel):
         default_factory=lambda: ["test"],
         max_length=16,
         description="Splits kept for evaluation: a training query they also judge is not "
-        "trained on (a compare job names its test split).",
+        "trained on (a compare job names its test split); their judgments are never read.",
+    )
+
+
+class FinetuneJobSpec(TrainingSplits):
+    dataset_id: Id
+    base_model: ModelRef
+    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
+        None, description="None: lora for an LLM decoder base model, full otherwise."
     )
     params: FinetuneParams = Field(default_factory=lambda: FinetuneParams())
 
