@@ -194,6 +194,7 @@ def test_a_two_round_finetune_records_both_rounds(
     history = json.loads((result.model_dir / "metrics_history.json").read_text("utf-8"))
     assert [r["round"] for r in history["rounds"]] == [1, 2]
     assert not (result.model_dir / "round-2").exists()
+    assert "## Rounds" in (result.model_dir / "README.md").read_text("utf-8")
     # the saved model is the round-2 model: it scores as round 2 validated
     again = evaluate(small, load_embedder(str(result.model_dir)), EvalSpec(split="val"))
     assert again.metrics["ndcg@10"] == pytest.approx(
