@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -270,3 +273,46 @@ def test_a_search_budget_in_minutes_stops_starting_trials(
     with pytest.raises(InvalidInput) as err:
         SearchSpec(params=("dropout",))
     assert err.value.param == "params"
+
+
+def test_cli_merges_against_a_forgetting_set_and_searches_a_recipe(
+    tiny_model_dir: Path,
+    tuned: dict[str, Path],
+    small: RetrievalDataset,
+    other: RetrievalDataset,
+    tmp_path: Path,
+) -> None:
+    from core.datasets.io import save_dataset
+
+    data, forget = tmp_path / "data", tmp_path / "other"
+    save_dataset(small, data, "beir")
+    save_dataset(replace(other, qrels={"train": other.qrels["test"]}), forget, "beir")
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "EMBEDTUNE_DATA_DIR": str(tmp_path / "var"),
+        "PYTHONPATH": str(root),
+        "COLUMNS": "160",
+    }
+
+    def embedtune(*args: str) -> str:
+        command = [sys.executable, "-m", "cli", *args]
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    merged = tmp_path / "merged"
+    out = embedtune(
+        "merge", "-d", str(data), "-m", str(tiny_model_dir), "-t", str(tuned["adapter"]),
+        "--forgetting", str(forget), "--grid-step", "0.5", "-o", str(merged),
+    )  # fmt: skip
+    saved = json.loads((merged / "merge.json").read_text("utf-8"))
+    assert len(saved["candidates"]) == 3 and "LM-Cocktail" in out
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"max_seq_length": 64, "adapter_epochs": 2}), "utf-8")
+    out = embedtune(
+        "search", "-d", str(data), "-m", str(tiny_model_dir), "--method", "adapter",
+        "--trials", "1", "--params", "learning_rate", "--spec-file", str(start),
+        "-o", str(tmp_path / "search"),
+    )  # fmt: skip
+    assert "trial 0:" in out and (tmp_path / "search" / "model" / "recipe.json").is_file()
