@@ -95,8 +95,9 @@ class MergeResult:
 def merge_state_dicts(
     states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]
 ) -> dict[str, torch.Tensor]:
-    """``sum(w_i * state_i)`` for every floating-point tensor; integer buffers (position ids)
-    are taken from the first state. Keys and shapes must match (one architecture)."""
+    """``sum(w_i * state_i)`` for every floating-point tensor (weights summing to 1); integer
+    buffers (position ids) and tensors equal in every state are taken from the first state.
+    Keys and shapes must match (one architecture)."""
     if len(states) != len(weights) or len(states) < 2:
         raise InvalidInput("give one weight per model, two models at least", param="weights")
     first = states[0]
@@ -105,8 +106,8 @@ def merge_state_dicts(
             raise InvalidInput("the models do not share one architecture", param="models")
     merged = {}
     for key, tensor in first.items():
-        if not tensor.is_floating_point():
-            merged[key] = tensor.clone()
+        if not tensor.is_floating_point() or all(s[key].equal(tensor) for s in states[1:]):
+            merged[key] = tensor.clone()  # integer buffers; weights no member changed (exact)
             continue
         total = sum(w * s[key].double() for w, s in zip(weights, states, strict=True))
         merged[key] = total.to(tensor.dtype)
