@@ -207,6 +207,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         "metrics": metrics,
         "train_seconds": result.train_seconds,
         "samples_per_second": result.samples_per_second,
+        "rounds": result.rounds,  # per round: validation metrics, time, what re-mining changed
     }
 
 
