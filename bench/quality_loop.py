@@ -34,7 +34,7 @@ from core.training.merge import BaseVectors, MergeSpec, SharedDocuments, run_mer
 from core.training.recipe_search import SearchSpec, search_recipe
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-STAGES = ("base", "adapter", "rounds", "merge", "nudge", "search", "full")
+STAGES = ("base", "adapter", "rounds", "merge", "nudge", "search", "full", "table")
 
 
 class Loop:
@@ -175,6 +175,40 @@ def stage_search(loop: Loop, name: str, base: FinetuneSpec, shared_docs: bool) -
     (loop.out / f"{name}.recipe.json").write_text(json.dumps(result.params), "utf-8")
 
 
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    """The rows as one markdown table, changes in points (x100) against the base."""
+    base = rows["base"]
+    lines = [
+        "| method | nDCG@10 | Recall@10 | Δ nDCG@10 | CMRC2018 nDCG@10 | Δ forgetting | "
+        "val nDCG@10 | time | corpus encodes | how |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        forget = r["forgetting_ndcg@10"]
+        how = _how(r)
+        lines.append(
+            f"| {name} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+            f"{100 * (r['ndcg@10'] - base['ndcg@10']):+.1f} | {forget:.4f} | "
+            f"{100 * (forget - base['forgetting_ndcg@10']):+.1f} | {r['val']:.4f} | "
+            f"{r['seconds']:.0f} s | {r['corpus_encodes']} | {how} |"
+        )
+    return "\n".join(lines)
+
+
+def _how(row: dict[str, Any]) -> str:
+    if "weights" in row:
+        return f"weights base/tuned {row['weights'][0]:.1f}/{row['weights'][1]:.1f}"
+    if "step" in row:
+        return f"step {row['step']}"
+    if "recipe" in row:
+        return f"{len(row['trials'])} trials; " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["recipe"].items()
+        )
+    if len(row.get("rounds", [])) > 1:
+        return "rounds: val " + " → ".join(f"{r['val']:.4f}" for r in row["rounds"])
+    return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="../shared/datasets/scifact")
@@ -208,6 +242,8 @@ def main() -> None:
                 stage_nudge(loop, f"{source}+nudge-n", source, shared_docs=True)
         elif stage == "search":
             stage_search(loop, "adapter-search", adapter, shared_docs=True)
+        elif stage == "table":
+            print(table(loop.rows))
         elif stage == "full":
             full = replace(adapter, method="full", rounds=2)
             stage_finetune(loop, "full-2rounds", full, shared_docs=False)
