@@ -34,7 +34,7 @@ from core.training.merge import BaseVectors, MergeSpec, SharedDocuments, run_mer
 from core.training.recipe_search import SearchSpec, search_recipe
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-STAGES = ("base", "adapter", "rounds", "merge", "nudge", "search", "full", "table")
+STAGES = ("base", "adapter", "rounds", "merge", "merge-strict", "nudge", "search", "full", "table")
 
 
 class Loop:
@@ -116,7 +116,9 @@ def stage_finetune(loop: Loop, name: str, spec: FinetuneSpec, shared_docs: bool)
     )
 
 
-def stage_merge(loop: Loop, name: str, tuned: str, shared_docs: bool) -> None:
+def stage_merge(
+    loop: Loop, name: str, tuned: str, shared_docs: bool, max_forgetting: float | None = None
+) -> None:
     if loop.done(name) or not (loop.out / tuned).is_dir():
         return
     began = time.perf_counter()
@@ -126,7 +128,9 @@ def stage_merge(loop: Loop, name: str, tuned: str, shared_docs: bool) -> None:
         target=(loop.train, "val"),
         forgetting=(loop.other, "train"),
         output_dir=loop.out / name,
-        spec=MergeSpec(max_forgetting=loop.args.max_forgetting),
+        spec=MergeSpec(
+            max_forgetting=loop.args.max_forgetting if max_forgetting is None else max_forgetting
+        ),
         cache=loop.cache,
         on_event=print,
     )
@@ -236,6 +240,9 @@ def main() -> None:
         elif stage == "merge":
             stage_merge(loop, "adapter+merge", "adapter", shared_docs=True)
             stage_merge(loop, "adapter-2rounds+merge", "adapter-2rounds", shared_docs=True)
+        elif stage == "merge-strict":  # no drop at all allowed on the forgetting set
+            stage_merge(loop, "adapter+merge-strict", "adapter", True, max_forgetting=0.0)
+            stage_nudge(loop, "adapter+merge-strict+nudge-n", "adapter+merge-strict", True)
         elif stage == "nudge":
             stage_nudge(loop, "nudge-n", None, shared_docs=False)
             for source in ("adapter", "adapter+merge", "adapter-2rounds+merge"):
