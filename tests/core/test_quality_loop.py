@@ -18,7 +18,7 @@ from core.datasets.io import load_dataset
 from core.datasets.model import RetrievalDataset
 from core.errors import InvalidInput
 from core.evaluation.evaluator import EvalSpec, evaluate
-from core.models.embedder import load_embedder
+from core.models.embedder import Embedder, load_embedder
 from core.training import FinetuneSpec, run_finetune
 from core.training.merge import (
     BaseVectors,
@@ -52,19 +52,13 @@ def other(sample_dir: Path) -> RetrievalDataset:
     )
 
 
+QUICK = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_seq_length": 64}
+ADAPTER = {"adapter_epochs": 4, "adapter_learning_rate": 1e-2, "num_hard_negatives": 2}
+
+
 @pytest.fixture(scope="module")
 def spec(tiny_model_dir: Path) -> FinetuneSpec:
-    return FinetuneSpec(
-        base_model=str(tiny_model_dir),
-        epochs=1,
-        batch_size=8,
-        learning_rate=1e-3,
-        max_seq_length=64,
-        logging_steps=1,
-        num_hard_negatives=2,
-        adapter_epochs=4,
-        adapter_learning_rate=1e-2,
-    )
+    return FinetuneSpec.from_dict({"base_model": str(tiny_model_dir), **QUICK, **ADAPTER})
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +70,12 @@ def tuned(spec: FinetuneSpec, small: RetrievalDataset, tmp_path_factory) -> dict
     }
 
 
+def fixed_merge(base: Embedder, tuned: Embedder, ds: RetrievalDataset, out: Path, weights):
+    """``tuned`` merged with ``base`` at fixed ``weights`` (base first)."""
+    spec = MergeSpec(weights=weights)
+    return run_merge(base, [tuned], target=(ds, "val"), forgetting=None, output_dir=out, spec=spec)
+
+
 def vectors(model_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
     st = SentenceTransformer(str(model_dir), local_files_only=True)
     return st.encode_query(TEXTS), st.encode_document(DOCS)
@@ -85,14 +85,7 @@ def test_merged_weights_are_the_weighted_average(
     tiny_model_dir: Path, tuned: dict[str, Path], small: RetrievalDataset, tmp_path: Path
 ) -> None:
     base, full = load_embedder(str(tiny_model_dir)), load_embedder(str(tuned["full"]))
-    result = run_merge(
-        base,
-        [full],
-        target=(small, "val"),
-        forgetting=None,
-        output_dir=tmp_path / "m",
-        spec=MergeSpec(weights=(0.3, 0.7)),
-    )
+    result = fixed_merge(base, full, small, tmp_path / "m", (0.3, 0.7))
     merged = SentenceTransformer(str(result.model_dir), local_files_only=True).state_dict()
     a, b = base.st.state_dict(), full.st.state_dict()
     changed = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
@@ -115,14 +108,7 @@ def test_weight_zero_on_the_tuned_model_reproduces_the_base_vectors(
     method: str,
 ) -> None:
     base, model = load_embedder(str(tiny_model_dir)), load_embedder(str(tuned[method]))
-    result = run_merge(
-        base,
-        [model],
-        target=(small, "val"),
-        forgetting=None,
-        output_dir=tmp_path / "m",
-        spec=MergeSpec(weights=(1.0, 0.0)),
-    )
+    result = fixed_merge(base, model, small, tmp_path / "m", (1.0, 0.0))
     queries, docs = vectors(result.model_dir)
     base_queries, base_docs = vectors(tiny_model_dir)
     np.testing.assert_allclose(queries, base_queries, atol=1e-5)
