@@ -191,6 +191,15 @@ def test_a_two_round_finetune_records_both_rounds(
     )
 
 
+def test_an_adapter_trains_on_in_batch_negatives_alone(
+    spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
+) -> None:
+    """The recipe search may propose 0 hard negatives: the adapter then trains in-batch."""
+    adapter = replace(spec, method="adapter", num_hard_negatives=0)
+    result = run_finetune(adapter, small, tmp_path / "model")
+    assert result.metrics_after["ndcg@10"] > result.metrics_before["ndcg@10"]
+
+
 def test_rounds_need_a_method_and_loss_that_mine() -> None:
     for bad in ({"rounds": 2, "method": "lora"}, {"rounds": 2, "loss": "cosent"}, {"rounds": 0}):
         with pytest.raises(InvalidInput) as err:
