@@ -11,6 +11,7 @@ from cli import (  # noqa: F401  (registers)
     evaluate,
     finetune,
     keys,
+    loop,
     mine,
     nudge,
     platform,

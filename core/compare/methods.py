@@ -6,7 +6,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 CompareMethod = Literal[
-    "base", "full", "lora", "adapter", "colbert", "nudge-n", "nudge-m", "full+nudge-n"
+    "base",
+    "full",
+    "lora",
+    "adapter",
+    "colbert",
+    "nudge-n",
+    "nudge-m",
+    "full+nudge-n",
+    "adapter+nudge-n",
+    "lora+nudge-n",
+    "full+merge",
+    "adapter+merge",
+    "full+merge+nudge-n",
+    "adapter+merge+nudge-n",
 ]
 DEFAULT_METHODS: tuple[CompareMethod, ...] = (
     "base",
@@ -21,12 +34,14 @@ DEFAULT_METHODS: tuple[CompareMethod, ...] = (
 @dataclass(frozen=True)
 class MethodInfo:
     """How a method runs: an ``eval`` of the base model, a ``finetune`` (with ``finetune`` its
-    method) or a ``nudge`` (``variant``) of the base model or of the model ``builds_on`` made.
+    method), a ``merge`` of the model ``builds_on`` made with the base (weights chosen on
+    validation and the forgetting set), or a ``nudge`` (``variant``) of the base model or of
+    the model ``builds_on`` made.
 
     ``reencode``: whether adopting it means encoding the whole corpus again with a new model.
     """
 
-    job_type: Literal["eval", "finetune", "nudge"]
+    job_type: Literal["eval", "finetune", "nudge", "merge"]
     reencode: bool
     finetune: Literal["full", "lora", "adapter", "colbert"] | None = None
     variant: Literal["nudge-n", "nudge-m"] | None = None
@@ -45,12 +60,27 @@ METHODS: dict[CompareMethod, MethodInfo] = {
     "nudge-n": MethodInfo("nudge", reencode=False, variant="nudge-n"),
     "nudge-m": MethodInfo("nudge", reencode=False, variant="nudge-m"),
     "full+nudge-n": MethodInfo("nudge", reencode=True, variant="nudge-n", builds_on="full"),
+    "adapter+nudge-n": MethodInfo("nudge", reencode=False, variant="nudge-n", builds_on="adapter"),
+    "lora+nudge-n": MethodInfo("nudge", reencode=True, variant="nudge-n", builds_on="lora"),
+    # LM-Cocktail: the tuned weights averaged with the base's against forgetting
+    "full+merge": MethodInfo("merge", reencode=True, builds_on="full"),
+    "adapter+merge": MethodInfo("merge", reencode=False, builds_on="adapter"),
+    "full+merge+nudge-n": MethodInfo(
+        "nudge", reencode=True, variant="nudge-n", builds_on="full+merge"
+    ),
+    "adapter+merge+nudge-n": MethodInfo(
+        "nudge", reencode=False, variant="nudge-n", builds_on="adapter+merge"
+    ),
 }
+RERANKED = "+rerank"  # suffix of a row that reranks a method's candidates with the reranker
 
 BASELINE = "baseline:"  # method name prefix of an extra model scored beside the methods
 BASELINE_INFO = MethodInfo("eval", reencode=True)
 
 
 def method_info(method: str) -> MethodInfo:
-    """A method's info; ``baseline:<model>`` is an eval of another model (e.g. a remote API)."""
-    return BASELINE_INFO if method.startswith(BASELINE) else METHODS[method]  # type: ignore[index]
+    """A method's info; ``baseline:<model>`` is an eval of another model (e.g. a remote API);
+    ``<method>+rerank`` is its method's own info (the reranking happens when scoring)."""
+    if method.startswith(BASELINE):
+        return BASELINE_INFO
+    return METHODS[method.removesuffix(RERANKED)]  # type: ignore[index]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.orm import Session
 
 from core.datasets.model import RetrievalDataset
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput
 from core.jobs.context import JobContext
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder
@@ -26,7 +26,7 @@ from core.services.models import model_location
 from core.serving.quantize import check_int8, load_quality
 from core.serving.runtime import Precision, with_runtime
 from core.store import repos
-from core.store.tables import DEFAULT_PROJECT, DatasetRow, IndexRow
+from core.store.tables import DEFAULT_PROJECT, DatasetRow, IndexRow, JobRow
 
 if TYPE_CHECKING:
     from core.reranking.reranker import Reranker
@@ -116,7 +116,37 @@ def check_index(session: Session, index_id: str, dataset_id: str, sub: Submissio
     return row
 
 
+MODEL_JOBS = ("finetune", "search", "merge")  # job types whose result names a model_id
+
+
+def check_source_job(session: Session, job_id: str, sub: Submission, *, param: str) -> None:
+    """A job of the project that makes a model and has not failed or been cancelled."""
+    source = repos.get_or_404(session, JobRow, job_id, "job", project_id=sub.project_id)
+    if source.type not in MODEL_JOBS:
+        raise InvalidInput(f"job '{source.id}' makes no model", param=param)
+    if source.status in ("failed", "cancelled"):
+        raise Conflict(
+            f"job '{source.id}' {source.status}: there is no model to build on",
+            code=f"source_job_{source.status}",
+            param=param,
+        )
+
+
 # what a running job loads ------------------------------------------------------------------
+
+
+def model_of_job(ctx: JobContext, job_id: str, *, param: str) -> str:
+    """The model a source job this one waited for made (a job is enqueued only once the jobs
+    it waits for have succeeded; this guards against a stray delivery)."""
+    with ctx.factory() as session:
+        job = repos.get_or_404(session, JobRow, job_id, "job")
+    if job.status != "succeeded":
+        raise Conflict(
+            f"job '{job_id}' is {job.status}: there is no model to build on",
+            code=f"source_job_{job.status}",
+            param=param,
+        )
+    return job.result["model_id"]
 
 
 def dataset_of(ctx: JobContext, dataset_id: str) -> RetrievalDataset:

@@ -14,10 +14,12 @@ from core.jobs.kinds import (
     export,
     finetune,
     index,
+    merge,
     mine,
     nudge,
     quantize,
     rerank_finetune,
+    search,
     synthesize,
 )
 
@@ -35,6 +37,8 @@ KINDS: dict[str, ModuleType] = {
         quantize,
         synthesize,
         rerank_finetune,
+        merge,
+        search,
     )
 }
 
@@ -50,6 +54,8 @@ JobType = Literal[
     "quantize",
     "synthesize",
     "rerank_finetune",
+    "merge",
+    "search",
 ]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobRequest = Annotated[

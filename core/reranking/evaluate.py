@@ -19,6 +19,7 @@ import numpy as np
 from core.datasets.model import Qrels, RetrievalDataset
 from core.errors import InvalidInput
 from core.evaluation.metrics import K_VALUES, Run, evaluate_run, rank
+from core.evaluation.report import EvalReport, QueryResult
 from core.models.cache import EmbeddingCache
 from core.reranking.fusion import FusionChoice, choose_weight, fuse, verdict
 from core.reranking.reranker import Reranker
@@ -109,6 +110,32 @@ class RerankReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def fused_report(self, ds: RetrievalDataset) -> EvalReport:
+        """The fused ranking as an ``EvalReport``: summary metrics, and per query its nDCG@10,
+        ranked documents and the ranks of its relevant ones (what a comparison reads)."""
+        qrels = judged_qrels(ds, self.split)
+        per_query = {}
+        for qid, entry in self.per_query.items():
+            ids = list(entry["top_ids"])
+            position = {d: i + 1 for i, d in enumerate(ids)}
+            relevant = {d: position.get(d) for d, grade in qrels.get(qid, {}).items() if grade > 0}
+            per_query[qid] = QueryResult(
+                metrics={PRIMARY: entry["fused"]},
+                relevant_ranks=relevant,
+                top_ids=ids,
+                top_scores=list(entry["top_scores"]),
+            )
+        return EvalReport(
+            model=f"{self.first_stage} reranked by {self.reranker}",
+            model_fingerprint=self.reranker_fingerprint,
+            dataset=self.dataset,
+            split=self.split,
+            num_queries=self.num_queries,
+            num_documents=len(ds.corpus),
+            metrics=dict(self.metrics["fused"]),
+            per_query=per_query,
+        )
 
 
 def evaluate_reranked(

@@ -163,11 +163,19 @@ class _Batches:
             np.stack([docs[ds.corpus[t.positive_id].full_text] for t in triples])
         )
         width = min(len(t.negative_ids) for t in triples)
-        self.negatives = torch.from_numpy(
-            np.stack(
-                [[docs[ds.corpus[d].full_text] for d in t.negative_ids[:width]] for t in triples]
+        dim = self.positives.shape[1]  # explicit: with no negatives (width 0) -1 is ambiguous
+        self.negatives = (
+            torch.from_numpy(
+                np.stack(
+                    [
+                        [docs[ds.corpus[d].full_text] for d in t.negative_ids[:width]]
+                        for t in triples
+                    ]
+                )
             )
-        ).reshape(len(triples), width, -1)
+            .reshape(len(triples), width, dim)
+            .to(self.positives.dtype)
+        )
         self.doc_ids = [[t.positive_id, *t.negative_ids[:width]] for t in triples]
         self.query_ids = [t.query_id for t in triples]
         self.known = _positives_by_query(triples)

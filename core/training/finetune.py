@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.datasets.model import RetrievalDataset
 from core.datasets.split import hold_out
@@ -75,12 +76,24 @@ def run_finetune(
     before = _evaluate(dataset, base, val, cache, _staged(reporter, "validate before"))
     splits = (train_split, val)
     hooks = {"reporter": reporter, "should_cancel": should_cancel, "resume": resume}
-    if spec.method == "adapter":
-        run = _train_adapter(spec, dataset, base, output_dir, splits, hooks, cache)
-    else:
-        run = _train_transformer(
-            spec, dataset, base, output_dir, splits, {**hooks, "teacher": teacher}, cache
-        )
+    first = {**hooks, "teacher": teacher}
+    run = _train_round(spec, dataset, base, output_dir, splits, first, cache)
+    rounds = [_round_record(1, run, mined=None)]
+    out = output_dir
+    for number in range(2, spec.rounds + 1):
+        reporter.on_event(f"round {number}: mining with the round {number - 1} model")
+        previous = _tuned_embedder(spec, base, run, dataset, splits, cache)
+        dataset, mined = _remine(spec, dataset, train_split, previous, reporter, should_cancel)
+        # A full model continues from the last round's weights (DDP ranks load them from the
+        # directory that round wrote).
+        start = base
+        if spec.method != "adapter":
+            start = replace(base, st=run.model, model=replace(base.model, path=out))
+        out = output_dir / f"round-{number}"
+        run = _train_round(spec, dataset, start, out, splits, hooks, cache)
+        rounds.append(_round_record(number, run, mined))
+    if spec.rounds > 1:
+        _save_final(spec, base, run, output_dir)
     base.config.save(output_dir)
     result = FinetuneResult(
         model_dir=output_dir,
@@ -88,16 +101,100 @@ def run_finetune(
         metrics_before=before,
         metrics_after=run.best_metrics,
         history=run.history,
-        train_seconds=run.train_seconds,
+        train_seconds=sum(r["train_seconds"] for r in rounds),
         samples_per_second=run.samples_per_second,
         train_examples=run.train_examples,
         best_step=run.best_step,
+        rounds=rounds,
     )
     write_card(result, spec, dataset, splits, output_dir)
     write_history(result, spec, output_dir)
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    for number in range(2, spec.rounds + 1):
+        shutil.rmtree(output_dir / f"round-{number}", ignore_errors=True)
     reporter.on_event(f"model written to {output_dir}")
     return result
+
+
+def _train_round(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    start: Embedder,
+    out: Path,
+    splits: tuple[str, str | None],
+    hooks: dict,
+    cache: EmbeddingCache | None,
+):
+    """One round of training from ``start`` (the base, or the previous round's model)."""
+    if spec.method == "adapter":
+        adapter_hooks = {k: v for k, v in hooks.items() if k != "teacher"}
+        return _train_adapter(spec, ds, start, out, splits, adapter_hooks, cache)
+    return _train_transformer(spec, ds, start, out, splits, {"teacher": None, **hooks}, cache)
+
+
+def _round_record(number: int, run, mined: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "round": number,
+        "metrics_after": dict(run.best_metrics),
+        "best_step": run.best_step,
+        "train_seconds": run.train_seconds,
+        "train_examples": run.train_examples,
+        "mined": mined,  # None: round 1 (the base model mined, or the data had negatives)
+    }
+
+
+def _tuned_embedder(
+    spec: FinetuneSpec,
+    base: Embedder,
+    run,
+    ds: RetrievalDataset,
+    splits: tuple[str, str | None],
+    cache: EmbeddingCache | None,
+) -> Embedder:
+    """The previous round's model as an embedder to mine with (never cached: its vectors
+    would be filed under the base model's fingerprint)."""
+    fingerprint = f"{base.fingerprint}-tuned"
+    if spec.method != "adapter":
+        return Embedder(base.model, run.model, fingerprint, base.batch_size)
+    from core.training.adapter_training import base_vectors
+    from core.training.query_adapter import VectorEmbedder
+
+    raw = _adapter_input(base)
+    queries = [q for q in ds.qrels.get(splits[0], {}) if q in ds.queries]
+    vectors = base_vectors(raw, ds, queries, cache)
+    return VectorEmbedder(raw.model, base.st, fingerprint, vectors=vectors, adapter=run.adapter)
+
+
+def _remine(
+    spec: FinetuneSpec,
+    ds: RetrievalDataset,
+    split: str,
+    embedder: Embedder,
+    reporter: Reporter,
+    should_cancel: CancelCheck | None,
+) -> tuple[RetrievalDataset, dict[str, Any]]:
+    """The split's negatives mined again with ``embedder``; how many, in how long."""
+    began = time.perf_counter()
+    mined = _mine(spec, ds, split, embedder, None, reporter, should_cancel)
+    judged = mined.qrels.get(split, {})
+    new, old = mined.negatives, ds.negatives
+    changed = sum(1 for q in judged if set(new.get(q, ())) != set(old.get(q, ())))
+    summary = {
+        "seconds": time.perf_counter() - began,
+        "queries_with_negatives": sum(1 for q in judged if mined.negatives.get(q)),
+        "queries_changed": changed,
+    }
+    return mined, summary
+
+
+def _save_final(spec: FinetuneSpec, base: Embedder, run, out: Path) -> None:
+    """The last round's model in ``out``, where round 1 wrote its own."""
+    if spec.method == "adapter":
+        from core.training.query_adapter import save_adapter_model
+
+        save_adapter_model(base.st, run.adapter, out)
+    else:
+        run.model.save_pretrained(str(out), create_model_card=False)
 
 
 def _base_embedder(
@@ -210,7 +307,7 @@ def _train_transformer(
     cache: EmbeddingCache | None,
 ):
     from core.training.distributed import Bundle, train_distributed, train_processes
-    from core.training.st_trainer import gpu_note, train_columns, train_st
+    from core.training.st_trainer import TrainRun, gpu_note, train_columns, train_st
 
     if note := gpu_note(spec):
         hooks["reporter"].on_event(note)
@@ -224,11 +321,24 @@ def _train_transformer(
     if processes > 1:
         columns = columns or train_columns(spec, ds, splits[0], hooks["teacher"])
         bundle = Bundle(spec, ds, base.model, out, splits, hooks["resume"], columns)
-        return train_distributed(bundle, processes, hooks["reporter"], hooks["should_cancel"])
+        done = train_distributed(bundle, processes, hooks["reporter"], hooks["should_cancel"])
+        # The parent holds the trained model only when a next round mines with it.
+        return TrainRun(model=_load_trained(spec, out) if spec.rounds > 1 else None, **vars(done))
     model = start_transformer(spec, base.model, base.st)
     run = train_st(spec, ds, model, base.model, out, splits=splits, columns=columns, **hooks)
     save_trained(run.model, spec, base.model, out)
     return run
+
+
+def _load_trained(spec: FinetuneSpec, out: Path) -> SentenceTransformer:
+    """The model a run saved in ``out``, loaded back into this process."""
+    if spec.method == "colbert":
+        from sentence_transformers import MultiVectorEncoder
+
+        return MultiVectorEncoder(str(out), local_files_only=True)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(out), local_files_only=True)
 
 
 def start_transformer(
@@ -268,17 +378,21 @@ def _train_adapter(
     hooks: dict,
     cache: EmbeddingCache | None,
 ):
-    from sentence_transformers.base.modules import Normalize
-
     from core.training.adapter_training import train_adapter
     from core.training.query_adapter import save_adapter_model
 
-    # The adapter sees the base output as it is; a model ending in Normalize gives unit vectors
-    # either way, so the evaluation's cached (normalized) corpus vectors serve as they are.
+    run = train_adapter(spec, ds, _adapter_input(base), out, splits=splits, cache=cache, **hooks)
+    save_adapter_model(base.st, run.adapter, out)
+    return run
+
+
+def _adapter_input(base: Embedder) -> Embedder:
+    """The base model as the adapter sees it: its output as it is. A model ending in
+    Normalize gives unit vectors either way, so the evaluation's cached (normalized) corpus
+    vectors serve as they are."""
+    from sentence_transformers.base.modules import Normalize
+
     unit = isinstance(list(base.st.children())[-1], Normalize)
     config = base.config if unit else replace(base.config, normalize=False)
     raw = ResolvedModel(base.model.ref, base.model.source, base.model.path, config)
-    vectors_from = Embedder(raw, base.st, base.fingerprint)
-    run = train_adapter(spec, ds, vectors_from, out, splits=splits, cache=cache, **hooks)
-    save_adapter_model(base.st, run.adapter, out)
-    return run
+    return Embedder(raw, base.st, base.fingerprint)

@@ -39,6 +39,7 @@ COMMON_FIELDS = (
     "scale",
     "num_hard_negatives",
     "matryoshka_dims",
+    "rounds",
 )
 
 
@@ -79,6 +80,7 @@ def write_card(
         *(f"| {name} | {getattr(spec, name)} |" for name in _card_fields(spec)),
         "",
         *_metrics_table(result, val),
+        *_rounds_table(result),
         "## Use",
         "```python",
         "from sentence_transformers import SentenceTransformer",
@@ -100,6 +102,25 @@ def _card_fields(spec: FinetuneSpec) -> tuple[str, ...]:
     if spec.teacher_reranker is not None:
         fields = (*fields, "teacher_reranker")
     return fields
+
+
+def _rounds_table(result: FinetuneResult) -> list[str]:
+    """With re-mining, each round's validation score and what its mining changed."""
+    if len(result.rounds) < 2:
+        return []
+    rows = [
+        f"| {r['round']} | {r['metrics_after'].get('ndcg@10', 0):.4f} | "
+        f"{'base model' if r['mined'] is None else r['mined']['queries_changed']} | "
+        f"{r['train_seconds']:.0f} s |"
+        for r in result.rounds
+    ]
+    return [
+        "## Rounds (each mines hard negatives with the previous round's model)",
+        "| round | val ndcg@10 | queries whose negatives changed | training |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _metrics_table(result: FinetuneResult, val: str | None) -> list[str]:

@@ -40,6 +40,7 @@ BOUNDS: dict[str, float] = {
     "query_length": 8192,
     "gradient_accumulation_steps": 65536,
     "processes": 1024,
+    "rounds": 5,
 }
 # 1 / temperature by method: cosine scores lie in [-1, 1] (x20); MaxSim sums one cosine per query
 # token (up to ``query_length``), so ColBERT trains at temperature 1 as PyLate does.
@@ -94,6 +95,7 @@ class FinetuneSpec:
     adapter_learning_rate: float = 1e-3
     teacher_reranker: str | None = None  # margin_mse / distill_kl: whose scores are the labels
     processes: int | None = None  # DDP ranks sharing each batch; None: every GPU (one on a CPU)
+    rounds: int = 1  # > 1: mine again with the last round's model, train again (full, adapter)
 
     def __post_init__(self) -> None:
         for name, high in BOUNDS.items():
@@ -106,7 +108,7 @@ class FinetuneSpec:
             _check_positive(self, name)
         if self.scale is not None:
             _check_positive(self, "scale")
-        for name in ("query_length", "gradient_accumulation_steps"):
+        for name in ("query_length", "gradient_accumulation_steps", "rounds"):
             _check_positive(self, name)
         if self.processes is not None:
             _check_positive(self, "processes")
@@ -147,6 +149,7 @@ class FinetuneSpec:
                 "distillation needs num_hard_negatives >= 1", param="num_hard_negatives"
             )
         self._check_steps()
+        self._check_rounds()
         if self.matryoshka_dims is not None and (
             not self.matryoshka_dims or min(self.matryoshka_dims) <= 0
         ):
@@ -166,6 +169,19 @@ class FinetuneSpec:
                 "save_steps must be a multiple of eval_steps (the best checkpoint is kept)",
                 param="save_steps",
             )
+
+    def _check_rounds(self) -> None:
+        if self.rounds == 1:
+            return
+        if self.method not in ("full", "adapter"):
+            raise InvalidInput("rounds > 1 re-mines for methods full and adapter", param="rounds")
+        if self.loss in ("cosent", *DISTILL_LOSSES) or not self.mine_negatives:
+            raise InvalidInput(
+                "rounds > 1 re-mines hard negatives: it needs mine_negatives and an MNRL loss",
+                param="rounds",
+            )
+        if self.num_hard_negatives < 1:
+            raise InvalidInput("rounds > 1 needs num_hard_negatives >= 1", param="rounds")
 
     @property
     def loss_scale(self) -> float:
@@ -198,6 +214,7 @@ class FinetuneResult:
     samples_per_second: float = 0.0
     train_examples: int = 0
     best_step: int | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: metrics, time, mined
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model_dir": str(self.model_dir)}

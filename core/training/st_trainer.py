@@ -37,7 +37,7 @@ CHECKPOINTS = "checkpoints"
 class TrainRun:
     """The trained model (best checkpoint loaded) and what the trainer recorded."""
 
-    model: SentenceTransformer
+    model: SentenceTransformer | None  # None: trained by DDP ranks and not loaded back
     history: list[dict[str, Any]]
     best_metrics: dict[str, float]
     best_step: int | None

@@ -21,6 +21,7 @@ from core.compare.methods import (
     BASELINE,
     BASELINE_INFO,
     DEFAULT_METHODS,
+    RERANKED,
     CompareMethod,
     method_info,
 )
@@ -40,10 +41,11 @@ from core.jobs.common import (
     check_model,
     dataset_of,
     embedder_for,
+    reranker_of,
 )
 from core.jobs.context import JobContext
 from core.jobs.kinds import eval as eval_kind
-from core.jobs.kinds import finetune, nudge
+from core.jobs.kinds import finetune, merge, nudge
 from core.names import Name
 from core.store import repos
 from core.store.db import transaction
@@ -77,6 +79,20 @@ class CompareJobSpec(SpecModel):
         description="The fine-tune settings of every fine-tune.",
     )
     data_checks: finetune.DataChecks = finetune.DATA_CHECKS
+    merge_forgetting_split: Name = Field(
+        "train",
+        description="The forgetting dataset's split the merges choose weights on (the report "
+        "scores forgetting_split).",
+    )
+    reranker: ModelRef | None = Field(
+        None, description="A reranker (cross-encoder) for the methods named in `rerank`."
+    )
+    rerank: list[CompareMethod] = Field(
+        default_factory=list,
+        description="Methods whose test candidates the reranker reorders: one more row each, "
+        "'<method>+rerank' (the fusion weight is chosen on the validation queries).",
+    )
+    rerank_top_k: int = Field(100, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _methods(self) -> CompareJobSpec:
@@ -86,6 +102,11 @@ class CompareJobSpec(SpecModel):
             needed = METHODS[method].builds_on
             if needed and needed not in self.methods[: self.methods.index(method)]:
                 raise ValueError(f"'{method}' needs '{needed}' earlier in methods")
+        if self.rerank and self.reranker is None:
+            raise ValueError("rerank names methods: give the reranker")
+        for method in self.rerank:
+            if method not in self.methods or METHODS[method].job_type == "nudge":
+                raise ValueError(f"rerank '{method}': a model method that is in methods")
         return self
 
 
@@ -100,6 +121,12 @@ def check(session: Session, spec: CompareJobSpec, sub: Submission) -> None:
     if spec.forgetting_dataset_id is not None:
         check_dataset(session, spec.forgetting_dataset_id, sub, spec.forgetting_split)
     base = check_model(session, spec.base_model, sub)
+    if spec.reranker is not None:
+        check_model(session, spec.reranker, sub)
+    if spec.forgetting_dataset_id is not None and any(
+        METHODS[m].job_type == "merge" for m in spec.methods
+    ):
+        check_dataset(session, spec.forgetting_dataset_id, sub, spec.merge_forgetting_split)
     for baseline in spec.baselines:
         check_model(session, baseline, sub, remote=True)
     for method in spec.methods:
@@ -125,12 +152,14 @@ def plan(session: Session, job: JobRow, spec: CompareJobSpec) -> list[JobRow]:
             parent_id=job.id,
             enqueued_at=utcnow(),
         )
-        if job_type == nudge.TYPE:
-            nudge.plan(session, child, child_spec)
+        if job_type in (nudge.TYPE, merge.TYPE):
+            (nudge if job_type == nudge.TYPE else merge).plan(session, child, child_spec)
         lifecycle.depend(session, job=job, on=child.id, required=False)
         made[method] = child.id
         children.append({"method": method, "job_id": child.id})
         rows.append(child)
+    # a reranked row scores its method's model again, with the reranker: no job of its own
+    children += [{"method": f"{m}{RERANKED}", "job_id": made[m]} for m in spec.rerank]
     job.result = {"children": children}
     return rows
 
@@ -152,6 +181,17 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
             held_out_splits=[spec.test_split],
             params=spec.params,
             data_checks=spec.data_checks,
+        )
+    if info.job_type == "merge":
+        assert info.builds_on is not None
+        return merge.TYPE, merge.Spec(
+            **common,
+            base_model=spec.base_model,
+            models_from_jobs=[made[info.builds_on]],
+            forgetting_dataset_id=spec.forgetting_dataset_id,
+            forgetting_split=spec.merge_forgetting_split,
+            val_fraction=spec.val_fraction,
+            held_out_splits=[spec.test_split],
         )
     source = {"model_from_job": made[info.builds_on]} if info.builds_on else {}
     return nudge.TYPE, nudge.Spec(
@@ -182,6 +222,7 @@ class _Scorer:
         self.ds = dataset_of(ctx, spec.dataset_id)
         self.other = dataset_of(ctx, spec.forgetting_dataset_id) if self.forgets else None
         self._forgetting: dict[str, dict[str, float]] = {}
+        self._tests: dict[str, EvalReport] = {}  # by method: the first stage of a reranked row
 
     @property
     def forgets(self) -> bool:
@@ -235,9 +276,29 @@ class _Scorer:
         if job.status != "succeeded":
             return MethodRun(**common)
         model = _model_of(job)
-        test = self._test(job, model, method, span)
+        if method.endswith(RERANKED):
+            test = self._rerank(model, self._tests[method.removesuffix(RERANKED)])
+        else:
+            test = self._tests[method] = self._test(job, model, method, span)
         forgetting = self._forgets(model, method, span) if self.forgets else None
         return MethodRun(**common, test=test, forgetting=forgetting)
+
+    def _rerank(self, model: str, first: EvalReport) -> EvalReport:
+        """The model's test candidates reranked and fused (weight chosen on validation)."""
+        from core.reranking.pipeline import rerank_embedder
+
+        assert self.spec.reranker is not None
+        reranked = rerank_embedder(
+            self.ds,
+            embedder_for(self.ctx, model, EncodingOptions()),
+            reranker_of(self.ctx, self.spec.reranker),
+            split=self.spec.test_split,
+            top_k=self.spec.rerank_top_k,
+            val_fraction=self.spec.val_fraction,
+            first_report=first,
+            cache=self.cache,
+        )
+        return reranked.fused_report(self.ds)
 
     def _test(self, job: JobRow, model: str, method: str, span: tuple[float, float]) -> EvalReport:
         saved = job.result.get("test_report") or job.result.get("report")
@@ -296,7 +357,7 @@ def record_forgetting(
 
 def _model_of(job: JobRow) -> str:
     """The model a child evaluated, produced or nudged the embeddings of."""
-    if job.type == finetune.TYPE:
+    if "model_id" in job.result:  # finetune, merge
         return job.result["model_id"]
     return job.result.get("model") or job.spec["model"]
 

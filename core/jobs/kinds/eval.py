@@ -68,7 +68,6 @@ class EvalJobSpec(EncodingOptions):
         "it, else 20% of the train queries held out as the fine-tunes hold them out.",
     )
 
-
     @model_validator(mode="after")
     def _one_first_stage(self) -> EvalJobSpec:
         if (self.model is None) == (self.index_id is None):

@@ -45,12 +45,9 @@ DATA_CHECKS: Any = Field(
 FinetuneParams = fields_of(FinetuneSpec, exclude=("method", "base_model"), name="FinetuneParams")
 
 
-class FinetuneJobSpec(SpecModel):
-    dataset_id: Id
-    base_model: ModelRef
-    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
-        None, description="None: lora for an LLM decoder base model, full otherwise."
-    )
+class TrainingSplits(SpecModel):
+    """The splits of a job that trains or chooses on validation (finetune, search, merge)."""
+
     train_split: Name = "train"
     val_split: Name | None = Field(None, description="None: hold out a share of train queries.")
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -58,7 +55,15 @@ class FinetuneJobSpec(SpecModel):
         default_factory=lambda: ["test"],
         max_length=16,
         description="Splits kept for evaluation: a training query they also judge is not "
-        "trained on (a compare job names its test split).",
+        "trained on (a compare job names its test split); their judgments are never read.",
+    )
+
+
+class FinetuneJobSpec(TrainingSplits):
+    dataset_id: Id
+    base_model: ModelRef
+    method: Literal["full", "lora", "adapter", "colbert"] | None = Field(
+        None, description="None: lora for an LLM decoder base model, full otherwise."
     )
     params: FinetuneParams = Field(default_factory=lambda: FinetuneParams())
     data_checks: DataChecks = DATA_CHECKS
@@ -242,6 +247,7 @@ def run(ctx: JobContext, spec: FinetuneJobSpec) -> dict[str, Any]:
         "metrics": metrics,
         "train_seconds": result.train_seconds,
         "samples_per_second": result.samples_per_second,
+        "rounds": result.rounds,  # per round: validation metrics, time, what re-mining changed
     }
 
 

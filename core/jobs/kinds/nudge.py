@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidInput
 from core.evaluation.metrics import HEADLINE_METRICS
 from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.jobs import lifecycle
@@ -22,8 +21,10 @@ from core.jobs.common import (
     cache_of,
     check_dataset,
     check_model,
+    check_source_job,
     dataset_of,
     embedder_for,
+    model_of_job,
     stages,
 )
 from core.jobs.context import JobContext
@@ -49,7 +50,8 @@ class NudgeJobSpec(EncodingOptions):
     model: ModelRef | None = Field(None, description="Base model reference or fine-tuned model id.")
     model_from_job: Id | None = Field(
         None,
-        description="Instead of `model`: the model a finetune job produces. The job waits, "
+        description="Instead of `model`: the model a finetune, search or merge job produces. "
+        "The job waits, "
         "queued and on no worker, until that one has succeeded (and fails if it does not).",
     )
     variant: Literal["nudge-n", "nudge-m"] = "nudge-n"
@@ -89,17 +91,7 @@ def nudge_spec(spec: NudgeJobSpec) -> NudgeSpec:
 def check(session: Session, spec: NudgeJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
     if spec.model_from_job is not None:
-        source = repos.get_or_404(
-            session, JobRow, spec.model_from_job, "job", project_id=sub.project_id
-        )
-        if source.type != "finetune":
-            raise InvalidInput(f"job '{source.id}' is not a finetune job", param="model_from_job")
-        if source.status in ("failed", "cancelled"):
-            raise Conflict(
-                f"job '{source.id}' {source.status}: there is no model to build on",
-                code=f"source_job_{source.status}",
-                param="model_from_job",
-            )
+        check_source_job(session, spec.model_from_job, sub, param="model_from_job")
     else:
         assert spec.model is not None
         check_model(session, spec.model, sub)
@@ -115,7 +107,7 @@ def plan(session: Session, job: JobRow, spec: NudgeJobSpec) -> list[JobRow]:
 def run(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
     from core.nudge import run_nudge
 
-    model = spec.model or _model_from_job(ctx, spec.model_from_job or "")
+    model = spec.model or model_of_job(ctx, spec.model_from_job or "", param="model_from_job")
     ds = dataset_of(ctx, spec.dataset_id)
     embedder = embedder_for(ctx, model, spec)
     ctx.progress(0.05, stage="loaded model", force=True)
@@ -152,19 +144,6 @@ def run(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     return {k: metrics[k] for k in HEADLINE_METRICS if k in metrics}
-
-
-def _model_from_job(ctx: JobContext, job_id: str) -> str:
-    """The model the finetune job this one waited for produced."""
-    with ctx.factory() as session:
-        job = repos.get_or_404(session, JobRow, job_id, "job")
-    if job.status != "succeeded":  # never enqueued before it ends; a guard for a stray delivery
-        raise Conflict(
-            f"job '{job_id}' is {job.status}: there is no model to build on",
-            code=f"source_job_{job.status}",
-            param="model_from_job",
-        )
-    return job.result["model_id"]
 
 
 def _store_index(
