@@ -67,6 +67,7 @@ def test_compare_rows_for_merge_nudge_on_adapter_and_reranking(
             "reranker": reranker,
             "rerank": ["base", "adapter+merge"],
             "rerank_top_k": 5,
+            "data_checks": "drop",  # the sample: 2 test queries have a train query's text
         },
     )
     planned = {c["method"]: c["job_id"] for c in job["result"]["children"]}
@@ -114,6 +115,7 @@ def test_a_search_job_keeps_the_best_recipe_and_a_finetune_reuses_it(
             "budget": {"trials": 2},
             "search": ["learning_rate", "num_hard_negatives"],
             "params": QUICK,
+            "data_checks": "drop",
         },
     )
     result = run(client, settings, job["id"])["result"]
@@ -133,6 +135,7 @@ def test_a_search_job_keeps_the_best_recipe_and_a_finetune_reuses_it(
             "base_model": tiny,
             "method": "adapter",
             "params": result["params"],
+            "data_checks": "drop",
         },
     )
     assert (

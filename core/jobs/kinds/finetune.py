@@ -57,6 +57,7 @@ class TrainingSplits(SpecModel):
         description="Splits kept for evaluation: a training query they also judge is not "
         "trained on (a compare job names its test split); their judgments are never read.",
     )
+    data_checks: DataChecks = DATA_CHECKS
 
 
 class FinetuneJobSpec(TrainingSplits):
@@ -66,7 +67,6 @@ class FinetuneJobSpec(TrainingSplits):
         None, description="None: lora for an LLM decoder base model, full otherwise."
     )
     params: FinetuneParams = Field(default_factory=lambda: FinetuneParams())
-    data_checks: DataChecks = DATA_CHECKS
 
 
 class FinetuneJob(SpecModel):

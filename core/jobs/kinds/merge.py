@@ -25,7 +25,7 @@ from core.jobs.common import (
     model_of_job,
 )
 from core.jobs.context import JobContext
-from core.jobs.kinds.finetune import TrainingSplits, store_model, training_data
+from core.jobs.kinds.finetune import TrainingSplits, check_data, store_model, training_data
 from core.names import Name
 from core.services.models import model_location
 from core.store.tables import JobRow, ModelRow
@@ -82,6 +82,7 @@ def merge_spec(spec: MergeJobSpec) -> MergeSpec:
 
 def check(session: Session, spec: MergeJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
+    check_data(session, spec)
     if spec.forgetting_dataset_id is not None:
         check_dataset(session, spec.forgetting_dataset_id, sub, spec.forgetting_split)
     check_model(session, spec.base_model, sub)

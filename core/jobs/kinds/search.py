@@ -23,6 +23,7 @@ from core.jobs.kinds.finetune import (
     DbReporter,
     FinetuneParams,
     TrainingSplits,
+    check_data,
     finetune_spec,
     store_model,
     training_data,
@@ -70,6 +71,7 @@ def search_spec(spec: SearchJobSpec) -> SearchSpec:
 
 def check(session: Session, spec: SearchJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
+    check_data(session, spec)
     finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)  # type: ignore[arg-type]
     search_spec(spec)
 
