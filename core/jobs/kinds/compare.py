@@ -192,6 +192,7 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
             forgetting_split=spec.merge_forgetting_split,
             val_fraction=spec.val_fraction,
             held_out_splits=[spec.test_split],
+            data_checks=spec.data_checks,
         )
     source = {"model_from_job": made[info.builds_on]} if info.builds_on else {}
     return nudge.TYPE, nudge.Spec(
