@@ -85,8 +85,8 @@ def finetune_spec(
 
 def check(session: Session, spec: FinetuneJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
-    check_data(session, spec)
     finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)
+    check_data(session, spec)  # the request is valid: now its data
     if spec.params.teacher_reranker is not None:
         check_model(session, spec.params.teacher_reranker, sub)
 

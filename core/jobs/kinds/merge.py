@@ -82,7 +82,6 @@ def merge_spec(spec: MergeJobSpec) -> MergeSpec:
 
 def check(session: Session, spec: MergeJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
-    check_data(session, spec)
     if spec.forgetting_dataset_id is not None:
         check_dataset(session, spec.forgetting_dataset_id, sub, spec.forgetting_split)
     check_model(session, spec.base_model, sub)
@@ -91,6 +90,7 @@ def check(session: Session, spec: MergeJobSpec, sub: Submission) -> None:
     for job_id in spec.models_from_jobs:
         check_source_job(session, job_id, sub, param="models_from_jobs")
     merge_spec(spec)
+    check_data(session, spec)  # the request is valid: now its data
 
 
 def plan(session: Session, job: JobRow, spec: MergeJobSpec) -> list[JobRow]:

@@ -71,9 +71,9 @@ def search_spec(spec: SearchJobSpec) -> SearchSpec:
 
 def check(session: Session, spec: SearchJobSpec, sub: Submission) -> None:
     check_dataset(session, spec.dataset_id, sub, spec.train_split, spec.val_split)
-    check_data(session, spec)
     finetune_spec(spec, check_model(session, spec.base_model, sub), sub.models_dir)  # type: ignore[arg-type]
     search_spec(spec)
+    check_data(session, spec)  # the request is valid: now its data
 
 
 def plan(session: Session, job: JobRow, spec: SearchJobSpec) -> list[JobRow]:
