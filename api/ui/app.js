@@ -711,7 +711,10 @@ const ROUTES = [
   [/^#\/try$/, tryPage],
 ];
 
+let routeSeq = 0;  // a page that finishes after the next one started must not relabel it
+
 async function route() {
+  const seq = ++routeSeq;
   leavePage();
   if (!sessionStorage.getItem(KEY)) { signOut(); return; }
   const hash = location.hash || "#/jobs";
@@ -729,7 +732,7 @@ async function route() {
   } catch (err) {
     root.append(errorBox(err));
   }
-  document.body.dataset.page = top.slice(2);
+  if (seq === routeSeq) document.body.dataset.page = top.slice(2);
 }
 
 document.getElementById("login-form").addEventListener("submit", signIn);
