@@ -9,7 +9,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from sqlalchemy.orm import Session
 
 from core.datasets.model import RetrievalDataset
@@ -60,6 +60,21 @@ class EncodingOptions(SpecModel):
     max_seq_length: int | None = Field(None, ge=8, le=8192)
     query_instruction: Instruction | None = None
     document_instruction: Instruction | None = None
+
+
+class ModelOrIndex(EncodingOptions):
+    """A job over a dataset's corpus vectors: encoded by ``model``, or read from the stored
+    index ``index_id`` (e.g. NUDGE's tuned vectors); exactly one of the two."""
+
+    dataset_id: Id
+    model: ModelRef | None = Field(None, description="Encode the corpus with this model.")
+    index_id: Id | None = Field(None, description="Or take the vectors of this stored index.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelOrIndex:
+        if (self.model is None) == (self.index_id is None):
+            raise ValueError("give exactly one of model and index_id")
+        return self
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from core.datasets.model import RetrievalDataset
@@ -18,6 +18,7 @@ from core.indexing.token_index import TokenIndex
 from core.jobs.common import (
     EncodingOptions,
     Id,
+    ModelOrIndex,
     ModelRef,
     SpecModel,
     Submission,
@@ -44,8 +45,7 @@ ENCODING = ("max_seq_length", "query_instruction", "document_instruction")
 SPANS = {"encode_corpus": (0.05, 0.8), "encode_queries": (0.85, 0.05), "index": (0.9, 0.05)}
 
 
-class EvalJobSpec(EncodingOptions):
-    dataset_id: Id
+class EvalJobSpec(ModelOrIndex):
     model: ModelRef | None = Field(
         None,
         description="Base model reference, fine-tuned model id, or remote:<name> (the "
@@ -67,12 +67,6 @@ class EvalJobSpec(EncodingOptions):
         description="The split the fusion weight is chosen on; None: 'val' when the dataset has "
         "it, else 20% of the train queries held out as the fine-tunes hold them out.",
     )
-
-    @model_validator(mode="after")
-    def _one_first_stage(self) -> EvalJobSpec:
-        if (self.model is None) == (self.index_id is None):
-            raise ValueError("give exactly one of model and index_id")
-        return self
 
 
 class EvalJob(SpecModel):

@@ -8,7 +8,7 @@ import hashlib
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
@@ -16,9 +16,7 @@ from core.evaluation.evaluator import encode_cached
 from core.export import parquet, pgvector
 from core.indexing.faiss_index import VectorIndex
 from core.jobs.common import (
-    EncodingOptions,
-    Id,
-    ModelRef,
+    ModelOrIndex,
     SpecModel,
     Submission,
     cache_of,
@@ -39,19 +37,10 @@ TABLE_PREFIX = "vec_"  # pushed tables never share a name with EmbedTune's own
 Table = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
-class ExportJobSpec(EncodingOptions):
-    dataset_id: Id
-    model: ModelRef | None = Field(None, description="Encode the corpus with this model.")
-    index_id: Id | None = Field(None, description="Or take the vectors of this stored index.")
+class ExportJobSpec(ModelOrIndex):
     table: Table | None = Field(
         None, description="Also push to the pgvector table 'vec_<table>' of this deployment."
     )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ExportJobSpec:
-        if (self.model is None) == (self.index_id is None):
-            raise ValueError("give exactly one of model and index_id")
-        return self
 
 
 class ExportJob(SpecModel):
