@@ -8,7 +8,7 @@ import json
 import os
 import pickle
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +78,7 @@ def main(work: Path) -> int:
         )
         if rank == 0:
             save_trained(run.model, bundle.spec, bundle.base, bundle.output_dir)
-            done = DistributedRun(
-                history=run.history,
-                best_metrics=run.best_metrics,
-                best_step=run.best_step,
-                train_seconds=run.train_seconds,
-                samples_per_second=run.samples_per_second,
-                train_examples=run.train_examples,
-            )
+            done = DistributedRun(**{f.name: getattr(run, f.name) for f in fields(DistributedRun)})
             print(EVENT_PREFIX + json.dumps({"run": asdict(done)}), flush=True)
     except Exception as exc:  # the parent re-raises it as the job's error
         if rank == 0:
