@@ -63,16 +63,38 @@ def _negatives(
     return tuple(chosen)
 
 
-def triple_columns(ds: RetrievalDataset, triples: list[Triple]) -> dict[str, list[str]]:
-    """Text columns ``anchor``, ``positive``, ``negative_1``… in the order the loss reads them."""
+def triple_columns(
+    ds: RetrievalDataset, triples: list[Triple], *, cut_query: bool = False
+) -> dict[str, list[str]]:
+    """Text columns ``anchor``, ``positive``, ``negative_1``… in the order the loss reads them.
+
+    With ``cut_query`` a query found verbatim in its positive is cut out of it (see
+    ``without_query``)."""
     width = min(len(t.negative_ids) for t in triples)
-    columns = {
-        "anchor": [ds.queries[t.query_id].text for t in triples],
-        "positive": [ds.corpus[t.positive_id].full_text for t in triples],
-    }
+    anchors = [ds.queries[t.query_id].text for t in triples]
+    positives = [ds.corpus[t.positive_id].full_text for t in triples]
+    if cut_query:
+        positives = [without_query(q, p) for q, p in zip(anchors, positives, strict=True)]
+    columns = {"anchor": anchors, "positive": positives}
     for i in range(width):
         columns[f"negative_{i + 1}"] = [ds.corpus[t.negative_ids[i]].full_text for t in triples]
     return columns
+
+
+def without_query(query: str, text: str) -> str:
+    """``text`` with the first verbatim occurrence of ``query`` cut out.
+
+    A synthesized query copied from its own document (a title, a sentence, a span) would
+    otherwise be matched by copying and teach nothing; cut out, the pair asks the model to
+    tie the query to the rest of the text, as inverse-cloze training does (Lee et al., 2019,
+    "Latent Retrieval for Weakly Supervised Open Domain Question Answering"). A query that is
+    the whole text, or not in it, leaves the text as it is."""
+    needle = query.strip()
+    start = text.find(needle) if needle else -1
+    if start < 0:
+        return text
+    rest = f"{text[:start].rstrip()} {text[start + len(needle) :].lstrip()}".strip()
+    return rest or text
 
 
 def scored_columns(ds: RetrievalDataset, split: str) -> dict[str, list]:

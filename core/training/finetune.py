@@ -317,9 +317,14 @@ def _train_transformer(
         from core.training.multi_vector import distillation_columns
 
         columns = distillation_columns(spec, ds, splits[0], base, cache)  # before it is replaced
+    columns = columns or train_columns(spec, ds, splits[0], hooks.get("teacher"))
+    if cut := _cut_positives(ds, columns):
+        hooks["reporter"].on_event(
+            f"{cut} of {len(columns['anchor'])} training queries appear verbatim in their "
+            "positive and were cut out of it (cut_query_from_positive)"
+        )
     processes = train_processes(spec)
     if processes > 1:
-        columns = columns or train_columns(spec, ds, splits[0], hooks["teacher"])
         bundle = Bundle(spec, ds, base.model, out, splits, hooks["resume"], columns)
         done = train_distributed(bundle, processes, hooks["reporter"], hooks["should_cancel"])
         # The parent holds the trained model only when a next round mines with it.
@@ -328,6 +333,14 @@ def _train_transformer(
     run = train_st(spec, ds, model, base.model, out, splits=splits, columns=columns, **hooks)
     save_trained(run.model, spec, base.model, out)
     return run
+
+
+def _cut_positives(ds: RetrievalDataset, columns: dict[str, list]) -> int:
+    """How many training positives are no document's text: a query was cut out of them."""
+    if "positive" not in columns:
+        return 0
+    texts = {doc.full_text for doc in ds.corpus.values()}
+    return sum(text not in texts for text in columns["positive"])
 
 
 def _load_trained(spec: FinetuneSpec, out: Path) -> SentenceTransformer:

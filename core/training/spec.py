@@ -59,6 +59,9 @@ class FinetuneSpec:
     ``margin_mse`` / ``distill_kl`` distill ``teacher_reranker``'s scores of each (query,
     positive, negatives) row (MarginMSE on score margins, KL divergence of the score lists).
     ``batch_size`` is the global batch: ``processes`` DDP ranks train a share of it each.
+    ``cut_query_from_positive``: a training query found verbatim in its positive (a synthesized
+    title, sentence or span) is cut out of that positive, so the pair cannot be solved by
+    copying (full, LoRA, ColBERT; the adapter trains on cached document vectors).
     """
 
     method: Method = "full"
@@ -96,6 +99,7 @@ class FinetuneSpec:
     teacher_reranker: str | None = None  # margin_mse / distill_kl: whose scores are the labels
     processes: int | None = None  # DDP ranks sharing each batch; None: every GPU (one on a CPU)
     rounds: int = 1  # > 1: mine again with the last round's model, train again (full, adapter)
+    cut_query_from_positive: bool = True  # a query copied from its positive is cut out of it
 
     def __post_init__(self) -> None:
         for name, high in BOUNDS.items():

@@ -54,7 +54,7 @@ def train_columns(
     if spec.loss == "cosent":
         return scored_columns(ds, split)
     triples = training_triples(ds, split, spec.num_hard_negatives, seed=spec.seed)
-    columns = triple_columns(ds, triples)
+    columns = triple_columns(ds, triples, cut_query=spec.cut_query_from_positive)
     if spec.loss in DISTILL_LOSSES:
         if teacher is None:
             raise InvalidInput(f"loss '{spec.loss}' needs teacher scores", param="teacher_reranker")

@@ -15,6 +15,7 @@ from core.synthesis.generators import Candidate, by_crop, by_inverse_cloze, by_t
 from core.synthesis.pipeline import synthesize
 from core.synthesis.roundtrip import base_model_ranker
 from core.synthesis.spec import SynthesisSpec
+from core.training.examples import training_triples, triple_columns, without_query
 
 TOPICS = ["insulin", "malaria", "vaccines", "statins", "asthma", "sepsis", "anemia", "gout"]
 
@@ -163,3 +164,21 @@ def test_bad_specs_are_refused_naming_the_field() -> None:
     with pytest.raises(InvalidInput) as unconfigured:
         synthesize(RetrievalDataset(corpus_of(2), {}), SynthesisSpec(generators=("llm",)))
     assert unconfigured.value.code == "llm_not_configured"
+
+
+def test_a_query_copied_from_its_chunk_is_cut_out_of_the_training_positive() -> None:
+    corpus = RetrievalDataset(corpus_of(8), {}, name="trials")
+    spec = SynthesisSpec(generators=("title", "inverse_cloze"), round_trip_k=0,
+                         val_fraction=0.0, test_fraction=0.0)  # fmt: skip
+    ds, _ = synthesize(corpus, spec)
+    triples = training_triples(ds, "train", 1)
+    cut = triple_columns(ds, triples, cut_query=True)
+    kept = triple_columns(ds, triples)
+    for row, query, positive in zip(triples, cut["anchor"], cut["positive"], strict=True):
+        doc = ds.corpus[row.positive_id]
+        assert query not in positive and query in doc.full_text
+        assert positive.split() == doc.full_text.replace(query, "", 1).split()
+    assert kept["positive"] == [ds.corpus[t.positive_id].full_text for t in triples]
+    assert without_query("not there", "a text") == "a text"
+    assert without_query("a text", "a text") == "a text"  # nothing would be left
+    assert without_query("B c.", "A b. B c. D e.") == "A b. D e."
