@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from api.deps import DatasetDep, GuardDep, IdempotencyKey, SessionDep, SettingsDep, replayed
+from api.deps import DatasetDep, GuardDep, IdempotencyKey, SessionDep, SettingsDep
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
 from api.schemas.datasets import DatasetCorrections, DatasetPage, DatasetRead
 from api.security import User
+from api.uploads import dataset_from_upload
 from core.datasets.corrections import Correction
 from core.datasets.options import ReadOptions, parse_columns
-from core.errors import TooLarge
 from core.names import Name
 from core.safe_values import SafeText
 from core.services import datasets as catalog
-from core.services.uploads import extract_archive, is_archive, safe_relative_path
-from core.settings import Settings
 from core.store import repos
+from core.store.tables import DatasetRow
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
-CHUNK = 1 << 20
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetRead)
@@ -63,19 +59,9 @@ async def upload_dataset(
     """Store the upload, validate it (422 names file, line and field), describe it; what was
     read in a particular way (unused columns, dropped rows) is in ``stats.warnings``."""
     options = ReadOptions(parse_columns(columns), drop_empty=drop_empty, tsv_quotes=tsv_quotes)
-    staging = catalog.staging_dir(settings)
-    try:
-        digest = await receive_files(files, staging, settings)
-        guard = guard_for(digest, name, format, split, options.as_dict(), model)
-        stored = guard.replay()
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if stored is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-        return replayed(stored)
-    try:
-        row = catalog.register_dataset(
+
+    async def register(staging: Path) -> DatasetRow:
+        return catalog.register_dataset(
             session,
             settings=settings,
             staging=staging,
@@ -86,38 +72,15 @@ async def upload_dataset(
             options=options,
             lengths_model=model,
         )
-        session.commit()
-    except BaseException:
-        guard.release()
-        raise
-    body = DatasetRead.model_validate(row).model_dump(mode="json")
-    headers = {"Location": f"/v1/datasets/{row.id}"}
-    guard.remember(status.HTTP_201_CREATED, body, headers)
-    return JSONResponse(body, status.HTTP_201_CREATED, headers=headers)
 
-
-async def receive_files(files: list[UploadFile], staging: Path, settings: Settings) -> str:
-    """Stream the parts to ``staging`` within the size cap; returns a digest of them."""
-    budget = settings.max_upload_bytes
-    digest = hashlib.sha256()
-    for upload in files:
-        relative = safe_relative_path(upload.filename or "upload")
-        digest.update(relative.as_posix().encode() + b"\0")
-        target = staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            while chunk := await upload.read(CHUNK):
-                budget -= len(chunk)
-                if budget < 0:
-                    raise TooLarge(
-                        f"upload exceeds {settings.max_upload_bytes} bytes", param="files"
-                    )
-                digest.update(chunk)
-                out.write(chunk)
-        if is_archive(relative.name):
-            extract_archive(target, staging / "extracted")
-            target.unlink()
-    return digest.hexdigest()
+    return await dataset_from_upload(
+        files,
+        register,
+        session=session,
+        settings=settings,
+        guard_for=guard_for,
+        parts=(name, format, split, options.as_dict(), model),
+    )
 
 
 @router.get("", response_model=DatasetPage)

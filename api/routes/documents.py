@@ -3,24 +3,24 @@ model's tokenizer into a corpus-only dataset, whose ``stats.ingest`` is the inge
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import GuardDep, IdempotencyKey, SessionDep, SettingsDep, replayed
-from api.routes.datasets import receive_files
+from api.deps import GuardDep, IdempotencyKey, SessionDep, SettingsDep
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.datasets import DatasetRead
 from api.security import User
+from api.uploads import dataset_from_upload
 from core.ingest import SUFFIXES, ChunkSpec
 from core.jobs.common import Submission, check_model
 from core.names import Name
 from core.safe_values import SafeText
-from core.services import datasets as catalog
 from core.services import documents
+from core.store.tables import DatasetRow
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=ERROR_RESPONSES)
 
@@ -57,21 +57,11 @@ async def upload_documents(
     """Read, chunk and store the documents; files that cannot be read are listed in
     ``stats.ingest.skipped`` with their reason (422 ``no_documents`` when none can)."""
     spec = ChunkSpec(max_tokens, overlap_tokens)
-    staging = catalog.staging_dir(settings)
-    try:
-        digest = await receive_files(files, staging, settings)
-        guard = guard_for(digest, name, model, max_tokens, overlap_tokens)
-        stored = guard.replay()
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if stored is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-        return replayed(stored)
-    try:
+
+    async def ingest(staging: Path) -> DatasetRow:
         location = check_model(session, model, Submission(principal.project_id))
         chunker = documents.chunker_for(settings, location, spec, allow_paths=location != model)
-        row = await run_in_threadpool(
+        return await run_in_threadpool(
             documents.ingest_upload,
             session,
             settings=settings,
@@ -80,13 +70,12 @@ async def upload_documents(
             name=name,
             chunker=chunker,
         )
-        session.commit()
-    except BaseException:
-        guard.release()
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    body = DatasetRead.model_validate(row).model_dump(mode="json")
-    headers = {"Location": f"/v1/datasets/{row.id}"}
-    guard.remember(status.HTTP_201_CREATED, body, headers)
-    return JSONResponse(body, status.HTTP_201_CREATED, headers=headers)
+
+    return await dataset_from_upload(
+        files,
+        ingest,
+        session=session,
+        settings=settings,
+        guard_for=guard_for,
+        parts=(name, model, max_tokens, overlap_tokens),
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from core.datasets.model import RetrievalDataset
 from core.reranking.fusion import verdict
 from core.reranking.spec import RerankResult, RerankSpec
+from core.training.model_card import NO_METRICS, write_readme
 
 CARD_FIELDS = (
     "base_model",
@@ -36,43 +37,32 @@ def write_rerank_card(
     """README.md: what it was trained from and on, and how it reranked validation."""
     train, val = splits
     fields = CARD_FIELDS + (LORA_FIELDS if spec.method == "lora" else ())
-    lines = [
-        f"# {Path(out).name}",
-        "",
-        f"A cross-encoder reranker fine-tuned from `{spec.base_model}` with EmbedTune "
+    return write_readme(
+        Path(out),
+        intro=f"A cross-encoder reranker fine-tuned from `{spec.base_model}` with EmbedTune "
         f"({spec.loss} loss, {spec.method}).",
-        "",
-        "## Data",
-        f"- dataset `{ds.name or '?'}`, {len(ds.corpus)} documents",
-        f"- training split `{train}`: {len(ds.qrels.get(train, {}))} queries, "
-        f"{result.train_examples} training rows",
-        f"- validation split `{val}`: {len(ds.qrels.get(val, {}))} queries, each reranking "
-        f"the first stage's top {spec.candidates}"
-        if val
-        else "- no validation split",
-        "",
-        "## Hyper-parameters",
-        "| setting | value |",
-        "|---|---|",
-        *(f"| {name} | {getattr(spec, name)} |" for name in fields),
-        "",
-        *_metrics(result, val),
-        "## Use",
-        "```python",
-        "from sentence_transformers import CrossEncoder",
-        f'model = CrossEncoder("{Path(out).name}")',
-        'scores = model.predict([("a query", "a document"), ...])',
-        "```",
-        "",
-    ]
-    path = Path(out) / "README.md"
-    path.write_text("\n".join(lines), "utf-8")
-    return path
+        data=[
+            f"- dataset `{ds.name or '?'}`, {len(ds.corpus)} documents",
+            f"- training split `{train}`: {len(ds.qrels.get(train, {}))} queries, "
+            f"{result.train_examples} training rows",
+            f"- validation split `{val}`: {len(ds.qrels.get(val, {}))} queries, each reranking "
+            f"the first stage's top {spec.candidates}"
+            if val
+            else "- no validation split",
+        ],
+        settings=[(name, getattr(spec, name)) for name in fields],
+        results=_metrics(result, val),
+        use=[
+            "from sentence_transformers import CrossEncoder",
+            f'model = CrossEncoder("{Path(out).name}")',
+            'scores = model.predict([("a query", "a document"), ...])',
+        ],
+    )
 
 
 def _metrics(result: RerankResult, val: str | None) -> list[str]:
     if not val or not result.metrics_after:
-        return ["No validation metrics (no validation split).", ""]
+        return list(NO_METRICS)
     fusion = result.fusion
     first, fused = fusion.get("first_stage", {}), fusion.get("fused", {})
     rows = [

@@ -13,11 +13,9 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from core.datasets.model import RetrievalDataset
-from core.datasets.split import hold_out
 from core.evaluation.evaluator import EvalSpec, evaluate
 from core.models.cache import EmbeddingCache
 from core.models.embedder import Embedder, load_embedder
@@ -30,6 +28,7 @@ from core.reranking.spec import DEFAULT_MODEL, RerankResult, RerankSpec
 from core.reranking.teachers import embedder_teacher
 from core.reranking.validator import RerankValidator
 from core.training.hooks import CancelCheck, LogReporter, Reporter
+from core.training.preparation import held_out_validation, mine_with_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +64,19 @@ def run_rerank_finetune(
     paths = allow_paths if callable(allow_paths) else (lambda _ref: allow_paths)
     base = resolve_model(spec.base_model, models_dir=models_dir, allow_paths=paths(spec.base_model))
     retriever = _first_stage(spec, first_stage, base.path, models_dir, paths)
-    val = val_split if val_split in dataset.qrels else None
-    if val_split and val is None:
-        reporter.on_event(f"no '{val_split}' split: training without validation")
-    if val and val != train_split:
-        dataset, overlap = hold_out(dataset, train_split, val)
-        if overlap:
-            reporter.on_event(f"{overlap} queries of '{val}' are also in '{train_split}'")
+    dataset, val, overlap = held_out_validation(dataset, (train_split, val_split), reporter)
+    if overlap:
+        reporter.on_event(f"{overlap} queries of '{val}' are also in '{train_split}'")
     if spec.mine_negatives and not _has_negatives(dataset, train_split):
-        dataset = _mine(spec, dataset, train_split, retriever, cache, reporter, should_cancel)
+        dataset = mine_with_defaults(
+            dataset,
+            train_split,
+            retriever,
+            spec.num_negatives,
+            cache=cache,
+            reporter=reporter,
+            should_cancel=should_cancel,
+        )
     import torch
 
     torch.manual_seed(spec.seed)  # the fresh head of an encoder starts the same every run
@@ -137,27 +140,6 @@ def _first_stage(
 
 def _has_negatives(ds: RetrievalDataset, split: str) -> bool:
     return any(ds.negatives.get(q) for q in ds.qrels.get(split, {}))
-
-
-def _mine(
-    spec: RerankSpec,
-    ds: RetrievalDataset,
-    split: str,
-    retriever: Embedder,
-    cache: EmbeddingCache | None,
-    reporter: Reporter,
-    should_cancel: CancelCheck | None,
-) -> RetrievalDataset:
-    """Hard negatives with the first stage and the product's mining defaults."""
-    from core.mining import MiningSpec, mine_negatives
-
-    mining = replace(MiningSpec(), split=split, num_negatives=max(spec.num_negatives, 1))
-    mined, report = mine_negatives(ds, retriever, mining, cache=cache, should_cancel=should_cancel)
-    reporter.on_event(
-        f"mined {report.negatives} hard negatives for {report.queries} '{split}' queries "
-        f"({report.queries_without_negatives} kept none)"
-    )
-    return mined
 
 
 def _validator(

@@ -13,14 +13,19 @@ from sentence_transformers.cross_encoder import (
     CrossEncoderTrainingArguments,
     losses,
 )
-from transformers import PrinterCallback
 
 from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled
 from core.reranking.data import Teacher, list_columns, margin_columns, pair_columns
 from core.reranking.spec import RerankSpec
 from core.reranking.validator import RerankValidator
-from core.training.checkpoints import best_metrics, best_step, last_checkpoint
+from core.training.checkpoints import (
+    CHECKPOINTS,
+    best_checkpoint_args,
+    best_metrics,
+    best_step,
+    train_resuming,
+)
 from core.training.hooks import CancelCheck, Reporter
 from core.training.progress_callback import ProgressCallback
 
@@ -28,7 +33,6 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 logger = logging.getLogger(__name__)
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -81,10 +85,7 @@ def training_args(spec: RerankSpec, out: Path, has_eval: bool) -> CrossEncoderTr
         eval_steps=spec.eval_steps,
         save_strategy=strategy,
         save_steps=spec.eval_steps or 500,
-        save_total_limit=2,
-        load_best_model_at_end=has_eval,
-        metric_for_best_model="ndcg@10",
-        greater_is_better=True,
+        **best_checkpoint_args(has_eval),
         logging_steps=spec.logging_steps,
         report_to="none",
         disable_tqdm=True,
@@ -118,11 +119,7 @@ def train_cross_encoder(
         evaluator=validator,
         callbacks=[progress],
     )
-    trainer.remove_callback(PrinterCallback)
-    last = last_checkpoint(ckpt, resume)
-    if last:
-        reporter.on_event(f"resuming from {Path(last).name}")
-    output = trainer.train(resume_from_checkpoint=last)
+    output = train_resuming(trainer, ckpt, resume, reporter)
     if progress.cancelled:
         raise Cancelled(f"reranker fine-tune cancelled at step {trainer.state.global_step}")
     state = trainer.state

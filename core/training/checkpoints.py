@@ -6,7 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from transformers import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
+
+from core.training.hooks import Reporter
+
+CHECKPOINTS = "checkpoints"  # under the output directory; removed once the model is written
 
 
 def last_checkpoint(ckpt: Path, resume: bool) -> str | None:
@@ -15,6 +20,26 @@ def last_checkpoint(ckpt: Path, resume: bool) -> str | None:
         shutil.rmtree(ckpt, ignore_errors=True)
         return None
     return get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+
+
+def train_resuming(trainer: Any, ckpt: Path, resume: bool, reporter: Reporter) -> Any:
+    """``trainer.train()``, from the last checkpoint in ``ckpt`` when resuming (said to the
+    reporter, which also gets the logs instead of the printer); returns its output."""
+    trainer.remove_callback(PrinterCallback)
+    last = last_checkpoint(ckpt, resume)
+    if last:
+        reporter.on_event(f"resuming from {Path(last).name}")
+    return trainer.train(resume_from_checkpoint=last)
+
+
+def best_checkpoint_args(has_eval: bool) -> dict[str, Any]:
+    """Trainer arguments that keep two checkpoints and load the best (nDCG@10) at the end."""
+    return {
+        "save_total_limit": 2,
+        "load_best_model_at_end": has_eval,
+        "metric_for_best_model": "ndcg@10",
+        "greater_is_better": True,
+    }
 
 
 def best_step(checkpoint: str | None) -> int | None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.datasets.model import RetrievalDataset
-from core.datasets.split import hold_out
 from core.evaluation.evaluator import EvalSpec, evaluate, truncated_counts
 from core.models.cache import EmbeddingCache
 from core.models.decoder import lora_targets
@@ -20,6 +19,7 @@ from core.models.loading import fingerprint, load_sentence_transformer
 from core.models.resolve import ResolvedModel, resolve_model
 from core.training.hooks import CancelCheck, LogReporter, Reporter, Teacher
 from core.training.model_card import write_card, write_history
+from core.training.preparation import held_out_validation, mine_with_defaults
 from core.training.spec import FinetuneResult, FinetuneSpec
 
 if TYPE_CHECKING:
@@ -59,15 +59,11 @@ def run_finetune(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     base = _base_embedder(spec, models_dir, allow_paths, reporter)
-    val = val_split if val_split in dataset.qrels else None
-    if val_split and val is None:
-        reporter.on_event(f"no '{val_split}' split: training without validation")
-    if val and val != train_split:
-        dataset, overlap = hold_out(dataset, train_split, val)
-        if overlap:
-            reporter.on_event(
-                f"{overlap} queries of '{val}' are also in '{train_split}': not trained on"
-            )
+    dataset, val, overlap = held_out_validation(dataset, (train_split, val_split), reporter)
+    if overlap:
+        reporter.on_event(
+            f"{overlap} queries of '{val}' are also in '{train_split}': not trained on"
+        )
     if spec.mine_negatives and _lacks_negatives(spec, dataset, train_split):
         dataset = _mine(spec, dataset, train_split, base, cache, reporter, should_cancel)
     if note := _negatives_note(spec, dataset, train_split):
@@ -249,24 +245,18 @@ def _mine(
     reporter: Reporter,
     should_cancel: CancelCheck | None,
 ) -> RetrievalDataset:
-    """Hard negatives for the ``split`` queries, mined with the base model (``MiningSpec``
-    defaults), so every entry point trains the product's default recipe."""
-    from core.mining import MiningSpec, mine_negatives
-
-    mining = replace(MiningSpec(), split=split, num_negatives=max(spec.num_hard_negatives, 1))
-    mined, report = mine_negatives(
+    """Hard negatives for the ``split`` queries, mined with ``base``, progress staged."""
+    progress = _staged(reporter, "mine")
+    return mine_with_defaults(
         ds,
+        split,
         base,
-        mining,
+        spec.num_hard_negatives,
         cache=cache,
-        progress=_staged(reporter, "mine"),
+        reporter=reporter,
         should_cancel=should_cancel,
+        progress=progress,
     )
-    reporter.on_event(
-        f"mined {report.negatives} hard negatives for {report.queries} '{split}' queries "
-        f"({report.queries_without_negatives} kept none)"
-    )
-    return mined
 
 
 def _negatives_note(spec: FinetuneSpec, ds: RetrievalDataset, split: str) -> str | None:

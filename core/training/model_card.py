@@ -10,6 +10,7 @@ from core.evaluation.metrics import HEADLINE_METRICS
 from core.training.spec import FinetuneResult, FinetuneSpec
 
 HISTORY_FILE = "metrics_history.json"
+NO_METRICS = ("No validation metrics (no validation split).", "")
 METHOD_TEXT = {
     "full": "full fine-tune (every weight trained)",
     "lora": "LoRA adapters (PEFT) on frozen base weights; this directory holds the adapter",
@@ -60,37 +61,62 @@ def write_card(
     """README.md: base model, data, method, hyper-parameters and before/after metrics."""
     train, val = splits
     negatives = sum(1 for q in ds.qrels.get(train, {}) if ds.negatives.get(q))
+    return write_readme(
+        Path(out),
+        intro=f"Fine-tuned from `{spec.base_model}` with EmbedTune: {METHOD_TEXT[spec.method]}.",
+        data=[
+            f"- dataset `{ds.name or '?'}` ({ds.source_format or 'unknown format'}), "
+            f"{len(ds.corpus)} documents",
+            f"- training split `{train}`: {len(ds.qrels.get(train, {}))} queries, "
+            f"{result.train_examples} examples; {negatives} queries with mined hard negatives",
+            f"- validation split `{val}`: {len(ds.qrels.get(val, {}))} queries"
+            if val
+            else "- no validation split",
+        ],
+        settings=[(name, getattr(spec, name)) for name in _card_fields(spec)],
+        results=[*_metrics_table(result, val), *_rounds_table(result)],
+        use=[
+            "from sentence_transformers import SentenceTransformer",
+            f'model = SentenceTransformer("{Path(out).name}")',
+            "queries = model.encode_query([...])  # instructions: see embedtune.json",
+            "documents = model.encode_document([...])",
+        ],
+    )
+
+
+def write_readme(
+    out: Path,
+    *,
+    intro: str,
+    data: list[str],
+    settings: list[tuple[str, object]],
+    results: list[str],
+    use: list[str],
+) -> Path:
+    """``out/README.md``, the layout of every model card: a title (the directory's name),
+    ``intro``, the ``data`` lines, the hyper-parameter table, ``results`` and a Python
+    snippet (``use``)."""
     lines = [
-        f"# {Path(out).name}",
+        f"# {out.name}",
         "",
-        f"Fine-tuned from `{spec.base_model}` with EmbedTune: {METHOD_TEXT[spec.method]}.",
+        intro,
         "",
         "## Data",
-        f"- dataset `{ds.name or '?'}` ({ds.source_format or 'unknown format'}), "
-        f"{len(ds.corpus)} documents",
-        f"- training split `{train}`: {len(ds.qrels.get(train, {}))} queries, "
-        f"{result.train_examples} examples; {negatives} queries with mined hard negatives",
-        f"- validation split `{val}`: {len(ds.qrels.get(val, {}))} queries"
-        if val
-        else "- no validation split",
+        *data,
         "",
         "## Hyper-parameters",
         "| setting | value |",
         "|---|---|",
-        *(f"| {name} | {getattr(spec, name)} |" for name in _card_fields(spec)),
+        *(f"| {name} | {value} |" for name, value in settings),
         "",
-        *_metrics_table(result, val),
-        *_rounds_table(result),
+        *results,
         "## Use",
         "```python",
-        "from sentence_transformers import SentenceTransformer",
-        f'model = SentenceTransformer("{Path(out).name}")',
-        "queries = model.encode_query([...])  # instructions: see embedtune.json",
-        "documents = model.encode_document([...])",
+        *use,
         "```",
         "",
     ]
-    path = Path(out) / "README.md"
+    path = out / "README.md"
     path.write_text("\n".join(lines), "utf-8")
     return path
 
@@ -125,7 +151,7 @@ def _rounds_table(result: FinetuneResult) -> list[str]:
 
 def _metrics_table(result: FinetuneResult, val: str | None) -> list[str]:
     if not val or not result.metrics_after:
-        return ["No validation metrics (no validation split).", ""]
+        return list(NO_METRICS)
     rows = [
         f"| {m} | {result.metrics_before.get(m, 0):.4f} | {result.metrics_after[m]:.4f} | "
         f"{result.metrics_after[m] - result.metrics_before.get(m, 0):+.4f} |"

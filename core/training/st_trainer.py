@@ -11,13 +11,18 @@ import torch
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer import losses
-from transformers import PrinterCallback
 
 from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.models.config import ModelConfig
 from core.models.resolve import ResolvedModel
-from core.training.checkpoints import best_metrics, best_step, last_checkpoint
+from core.training.checkpoints import (
+    CHECKPOINTS,
+    best_checkpoint_args,
+    best_metrics,
+    best_step,
+    train_resuming,
+)
 from core.training.distributed import world_size
 from core.training.examples import scored_columns, training_triples, triple_columns
 from core.training.hooks import CancelCheck, Reporter, Teacher
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -140,10 +144,7 @@ def training_args(
         eval_steps=spec.eval_steps,
         save_strategy=strategy,
         save_steps=spec.save_steps or spec.eval_steps or 500,
-        save_total_limit=2,
-        load_best_model_at_end=has_eval,
-        metric_for_best_model="ndcg@10",
-        greater_is_better=True,
+        **best_checkpoint_args(has_eval),
         logging_steps=spec.logging_steps,
         report_to="none",
         disable_tqdm=True,
@@ -204,11 +205,7 @@ def train_st(
         evaluator=evaluator,
         callbacks=[progress],
     )
-    trainer.remove_callback(PrinterCallback)  # the reporter gets the logs instead
-    last = last_checkpoint(ckpt, resume)
-    if last:
-        reporter.on_event(f"resuming from {Path(last).name}")
-    output = trainer.train(resume_from_checkpoint=last)
+    output = train_resuming(trainer, ckpt, resume, reporter)
     # The trainer's own clock, less validation: comparable with a plain trainer's samples/s.
     elapsed = output.metrics["train_runtime"] - (evaluator.seconds if evaluator else 0.0)
     if progress.cancelled:
