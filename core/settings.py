@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Precision (docs/encoding.md): models served with int8 transformers, each only once a
     # quantize job measured its loss within the limits below.
     serve_int8_models: list[str] = []
+    # per model reference: fp16 or bf16 on a CUDA GPU (fp32 with a warning where it cannot)
+    serve_half_models: dict[str, Literal["fp16", "bf16"]] = {}
     int8_max_ndcg_drop: float = Field(1.0, ge=0, le=100)  # nDCG@10 points int8 may lose
     int8_min_mean_cosine: float = Field(0.98, ge=0, le=1)  # to the fp32 vectors
     job_onnx: bool = True  # jobs encode with ONNX Runtime on the CPU where measured faster

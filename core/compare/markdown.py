@@ -16,6 +16,9 @@ def to_markdown(report: CompareReport) -> str:
         "",
         *_table(report),
     ]
+    if any(r.precision not in (None, "fp32") for r in report.rows):
+        scored = ", ".join(f"{r.method} {r.precision}" for r in report.rows if r.precision)
+        lines += ["", f"Precision of the test vectors: {scored}."]
     if errors := [f"- {r.method} {r.status}: {r.error}" for r in report.rows if r.error]:
         lines += ["", *errors]
     if report.best is not None:

@@ -61,6 +61,7 @@ class MethodRow:
     top_gains: list[QueryChange] = field(default_factory=list)
     top_losses: list[QueryChange] = field(default_factory=list)
     error: str | None = None
+    precision: str | None = None  # of the test vectors (fp32 unless the compare asked)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def _row(run: MethodRun, ref: MethodRun, texts: _Texts) -> MethodRow:
         ties=len(changes) - len(gains) - len(losses),
         top_gains=gains[:TOP_QUERIES],
         top_losses=losses[:TOP_QUERIES],
+        precision=run.test.precision,
     )
 
 

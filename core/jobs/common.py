@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from core.datasets.model import RetrievalDataset
 from core.errors import Conflict, InvalidInput
 from core.jobs.context import JobContext
 from core.models.cache import EmbeddingCache
-from core.models.embedder import Embedder
+from core.models.embedder import HALF_DTYPES, Embedder, Half, half_unavailable
 from core.models.remote import is_remote, remote_name
 from core.models.resolve import check_reference
 from core.safe_values import SafeText
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 Id = Annotated[SafeText, Field(min_length=1, max_length=40)]
 ModelRef = Annotated[SafeText, Field(min_length=1, max_length=300)]
 Instruction = Annotated[SafeText, Field(max_length=500)]
+EncodePrecision = Annotated[
+    Literal["fp32", "fp16", "bf16"],
+    Field(
+        description="fp16/bf16: encode with half-precision matrix products on a CUDA GPU (bf16 "
+        "where the GPU supports it); a worker that cannot encodes at fp32, says why in an "
+        "event, and the result's precision says fp32."
+    ),
+]
 
 
 class SpecModel(BaseModel):
@@ -147,6 +155,17 @@ def check_source_job(session: Session, job_id: str, sub: Submission, *, param: s
         )
 
 
+def check_precision(ref: str, precision: str) -> None:
+    """fp16/bf16 only for models EmbedTune runs: a remote endpoint encodes as it does."""
+    if precision != "fp32" and is_remote(ref):
+        raise InvalidInput(
+            f"'{ref[:80]}' is a remote embeddings endpoint: it encodes at its own precision; "
+            "leave precision at fp32",
+            code="precision_unsupported",
+            param="precision",
+        )
+
+
 # what a running job loads ------------------------------------------------------------------
 
 
@@ -171,11 +190,12 @@ def dataset_of(ctx: JobContext, dataset_id: str) -> RetrievalDataset:
 
 
 def embedder_for(
-    ctx: JobContext, ref: str, options: EncodingOptions, precision: Precision = "fp32"
+    ctx: JobContext, ref: str, options: EncodingOptions, precision: Precision | Half = "fp32"
 ) -> Embedder:
     """The model ``ref`` names (a tuned model id or a reference), with the job's options; on
     the CPU its transformer runs in ONNX Runtime where measured faster (``job_onnx``), or at
-    int8 (``precision``: only a model whose int8 loss a quantize job measured within limits)."""
+    int8 (``precision``: only a model whose int8 loss a quantize job measured within limits).
+    fp16/bf16 where this worker can (``half_unavailable``), else fp32 and an event saying why."""
     with ctx.factory() as session:
         location = model_location(session, ref)
     embedder = models_service.embedder_for(
@@ -187,6 +207,12 @@ def embedder_for(
         query_instruction=options.query_instruction,
         document_instruction=options.document_instruction,
     )
+    if precision in HALF_DTYPES:
+        reason = half_unavailable(embedder, precision)
+        if reason is None:
+            return replace(embedder, precision=precision)
+        ctx.log(f"{precision} asked, encoding at fp32: {reason}", level="warning", asked=precision)
+        precision = "fp32"
     if not isinstance(embedder, Embedder):  # remote and late-interaction models
         return embedder
     if precision == "int8":

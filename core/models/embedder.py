@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +24,8 @@ Side = Literal["query", "document"]
 Progress = Callable[[int, int], None]
 CHUNK = 256  # texts between progress reports (and the cancel checks they make)
 MAX_BATCH_TOKENS = 16384  # padded tokens per forward pass of a job's encode (see bench/eval.py)
+Half = Literal["fp16", "bf16"]
+HALF_DTYPES: dict[str, str] = {"fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
 
 
 @dataclass
@@ -37,7 +40,9 @@ class Embedder:
     # Runs the forward passes instead of PyTorch when set: ``encode_features(features)``
     # (``core.serving.runtime``: the transformer in ONNX Runtime, fp32 or int8).
     runtime: Any = field(default=None, repr=False, compare=False)
-    precision: str = "fp32"  # of the vectors: int8 ones are cached under their own key
+    # of the vectors: fp32, int8 (``runtime``) or fp16/bf16 (autocast on a CUDA GPU, see
+    # ``half_unavailable``); other than fp32 they are cached under their own key
+    precision: str = "fp32"
     _sides: dict[Side, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -121,12 +126,37 @@ class Embedder:
         import torch.nn.functional as F
         from sentence_transformers.util import batch_to_device
 
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             out = self.st(batch_to_device(features, self.st.device), task=side)
             vectors = out["sentence_embedding"].float()
             if self.config.normalize:
                 vectors = F.normalize(vectors, p=2, dim=1)
         return vectors.cpu().numpy()
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        """Matrix products in fp16/bf16 (weights stay fp32) when the precision says so."""
+        import torch
+
+        if self.precision not in HALF_DTYPES:
+            return nullcontext()
+        return torch.autocast(
+            self.st.device.type, dtype=getattr(torch, HALF_DTYPES[self.precision])
+        )
+
+
+def half_unavailable(embedder: object, precision: Half) -> str | None:
+    """Why ``embedder`` cannot encode at ``precision`` in this process; None when it can:
+    a single-vector model on a CUDA GPU (bf16 only where the GPU supports it)."""
+    import torch
+
+    if not isinstance(embedder, Embedder):
+        return "EmbedTune encodes late-interaction and remote models at fp32 only"
+    device = embedder.st.device
+    if device.type != "cuda":
+        return f"{precision} needs a CUDA GPU and this process encodes on the {device.type}"
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        return f"this GPU ({torch.cuda.get_device_name(device)}) does not support bf16"
+    return None
 
 
 def token_batches(lengths: Sequence[int], max_tokens: int, max_texts: int) -> list[slice]:

@@ -37,6 +37,7 @@ def build_engine(settings: Settings, factory: sessionmaker[Session]) -> Engine:
         truncate=settings.serve_truncate,
         truncate_models=settings.serve_truncate_models,
         int8_models=frozenset(settings.serve_int8_models),
+        half_models=settings.serve_half_models,
     )
 
     def load_model(key: ModelKey) -> Embedder | MultiVectorEmbedder:

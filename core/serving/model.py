@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import InvalidInput, TooLarge
-from core.models.embedder import Embedder, Side
+from core.models.embedder import Embedder, Side, half_unavailable
 from core.serving import tokens
 from core.serving.onnx import OnnxEncoder
 from core.serving.runtime import int8_encoder
@@ -20,6 +21,8 @@ from core.serving.tokens import Rows, Tokens
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+log = logging.getLogger("embedtune.serving")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ServedModel:
                 code="unsupported_model",
                 param="model",
             )
+        embedder = at_served_precision(key, embedder, spec)
         tokenizer = Tokenizer.from_str(backend.to_str())
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -115,3 +119,16 @@ class ServedModel:
         """Tokens of each text as the model would see it untruncated: instruction and specials."""
         prompt = self.embedder.instruction(side)
         return [len(e.ids) for e in self.tokenizer.encode_batch([prompt + t for t in texts])]
+
+
+def at_served_precision(key: ModelKey, embedder: Embedder, spec: ServeSpec) -> Embedder:
+    """``embedder`` at the fp16/bf16 its reference opted into where this server can, else as
+    it is, with a warning saying why."""
+    half = spec.half_models.get(key.ref)
+    if half is None:
+        return embedder
+    reason = half_unavailable(embedder, half)
+    if reason is None:
+        return replace(embedder, precision=half)
+    log.warning("model %s opted into %s, served at fp32: %s", key.ref, half, reason)
+    return embedder

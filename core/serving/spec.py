@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.models.embedder import Half
+
 
 @dataclass(frozen=True)
 class ServeSpec:
@@ -37,6 +39,9 @@ class ServeSpec:
     # Model references served with their int8 transformer (ONNX Runtime): each only once a
     # quantize job measured its loss within the limits (``core.serving.quantize``).
     int8_models: frozenset[str] = frozenset()
+    # Model references served with fp16/bf16 matrix products on a CUDA GPU; on the CPU (or
+    # bf16 on a GPU without it) at fp32, with a warning in the log.
+    half_models: Mapping[str, Half] = field(default_factory=dict)
 
     def truncates(self, ref: str) -> bool:
         """Whether a request for model ``ref`` that sends no ``truncate`` gets truncation."""

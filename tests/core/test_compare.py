@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,13 @@ def test_json_round_trip_and_markdown(compared: CompareReport) -> None:
     assert any(line.startswith("| lora (cancelled) ") for line in lines)
     assert "claim number 10 (`q10`)" in md and "2 → 4" in md
     assert "Best: **nudge-n**" in md
+
+
+def test_markdown_names_the_precision_of_half_precision_rows(compared: CompareReport) -> None:
+    assert "Precision" not in to_markdown(compared)  # every row fp32, as by default
+    rows = [replace(r, precision="fp16") if r.method == "base" else r for r in compared.rows]
+    md = to_markdown(replace(compared, rows=rows))
+    assert "Precision of the test vectors: base fp16, nudge-n fp32" in md
 
 
 def test_the_base_run_must_have_test_results() -> None:

@@ -31,6 +31,7 @@ from core.evaluation.metrics import HEADLINE_METRICS
 from core.evaluation.report import EvalReport
 from core.jobs import lifecycle
 from core.jobs.common import (
+    EncodePrecision,
     EncodingOptions,
     Id,
     ModelRef,
@@ -46,6 +47,8 @@ from core.jobs.common import (
 from core.jobs.context import JobContext
 from core.jobs.kinds import eval as eval_kind
 from core.jobs.kinds import finetune, merge, nudge
+from core.models.embedder import Embedder
+from core.models.remote import is_remote
 from core.names import Name
 from core.store import repos
 from core.store.db import transaction
@@ -93,6 +96,7 @@ class CompareJobSpec(SpecModel):
         "'<method>+rerank' (the fusion weight is chosen on the validation queries).",
     )
     rerank_top_k: int = Field(100, ge=1, le=1000)
+    precision: EncodePrecision = "fp32"  # of every row's scoring (a remote baseline: its own)
 
     @model_validator(mode="after")
     def _methods(self) -> CompareJobSpec:
@@ -170,7 +174,10 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
     if info.job_type == "eval":
         model = method.removeprefix(BASELINE) if info is BASELINE_INFO else spec.base_model
         return eval_kind.TYPE, eval_kind.Spec(
-            dataset_id=spec.dataset_id, model=model, split=spec.test_split
+            dataset_id=spec.dataset_id,
+            model=model,
+            split=spec.test_split,
+            precision=_precision(spec, model),
         )
     if info.job_type == "finetune":
         return finetune.TYPE, finetune.Spec(
@@ -201,6 +208,7 @@ def _child_spec(spec: CompareJobSpec, method: str, made: dict[str, str]) -> tupl
         variant=info.variant,
         val_fraction=spec.val_fraction,
         test_split=spec.test_split,
+        precision=spec.precision,
     )
 
 
@@ -291,7 +299,7 @@ class _Scorer:
         assert self.spec.reranker is not None
         reranked = rerank_embedder(
             self.ds,
-            embedder_for(self.ctx, model, EncodingOptions()),
+            self._embedder(model),
             reranker_of(self.ctx, self.spec.reranker),
             split=self.spec.test_split,
             top_k=self.spec.rerank_top_k,
@@ -321,11 +329,19 @@ class _Scorer:
         stage = self.ctx.stage(label, *span)
         return evaluate(
             ds,
-            embedder_for(self.ctx, model, EncodingOptions()),
+            self._embedder(model),
             EvalSpec(split=split),
             cache=self.cache,
             progress=lambda _, done, total: stage(done, total),
         )
+
+    def _embedder(self, model: str) -> Embedder:
+        return embedder_for(self.ctx, model, EncodingOptions(), _precision(self.spec, model))
+
+
+def _precision(spec: CompareJobSpec, model: str) -> EncodePrecision:
+    """The compare's precision, but fp32 for a remote endpoint (it encodes at its own)."""
+    return "fp32" if is_remote(model) else spec.precision
 
 
 def record_forgetting(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.evaluation.evaluator import cache_key
 from core.jobs.common import (
+    EncodePrecision,
     EncodingOptions,
     Id,
     ModelRef,
@@ -45,6 +46,7 @@ class EncodeJobSpec(EncodingOptions):
     shard: int = Field(0, ge=0)
     shards: int = Field(1, ge=1, le=MAX_SHARDS)
     chunk_size: int = Field(CHUNK, ge=1, le=1 << 20)
+    precision: EncodePrecision = "fp32"
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> EncodeJobSpec:
@@ -75,7 +77,7 @@ def shard_slice(documents: int, shard: int, shards: int) -> slice:
 
 def run(ctx: JobContext, spec: EncodeJobSpec) -> dict[str, Any]:
     ds = dataset_of(ctx, spec.dataset_id)
-    embedder = embedder_for(ctx, spec.model, spec)
+    embedder = embedder_for(ctx, spec.model, spec, spec.precision)
     ctx.progress(0.05, stage="loaded model", force=True)
     doc_ids = list(ds.corpus)[shard_slice(len(ds.corpus), spec.shard, spec.shards)]
     stats = cache_of(ctx).fill(
@@ -87,7 +89,12 @@ def run(ctx: JobContext, spec: EncodeJobSpec) -> dict[str, Any]:
         side="document",
     )
     ctx.log(f"shard {spec.shard}/{spec.shards}: {stats.misses} encoded, {stats.hits} cached")
-    return {"documents": len(doc_ids), "encoded": stats.misses, "cached": stats.hits}
+    return {
+        "documents": len(doc_ids),
+        "encoded": stats.misses,
+        "cached": stats.hits,
+        "precision": getattr(embedder, "precision", "fp32"),
+    }
 
 
 Spec, Request = EncodeJobSpec, EncodeJob  # the names every kind module has

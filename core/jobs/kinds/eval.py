@@ -16,6 +16,7 @@ from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.indexing.stored import open_index
 from core.indexing.token_index import TokenIndex
 from core.jobs.common import (
+    EncodePrecision,
     EncodingOptions,
     Id,
     ModelOrIndex,
@@ -26,6 +27,7 @@ from core.jobs.common import (
     check_dataset,
     check_index,
     check_model,
+    check_precision,
     dataset_of,
     embedder_for,
     reranker_of,
@@ -67,6 +69,7 @@ class EvalJobSpec(ModelOrIndex):
         description="The split the fusion weight is chosen on; None: 'val' when the dataset has "
         "it, else 20% of the train queries held out as the fine-tunes hold them out.",
     )
+    precision: EncodePrecision = "fp32"
 
 
 class EvalJob(SpecModel):
@@ -80,6 +83,7 @@ def check(session: Session, spec: EvalJobSpec, sub: Submission) -> None:
         check_index(session, spec.index_id, spec.dataset_id, sub)
     else:
         check_model(session, spec.model or "", sub, remote=True)
+        check_precision(spec.model or "", spec.precision)
     if spec.reranker is not None:
         check_model(session, spec.reranker, sub)
 
@@ -125,14 +129,14 @@ def _first_stage(
     """The model that encodes the queries and, for ``index_id``, the stored index searched
     (queries encoded as the job that built it encoded its documents)."""
     if spec.index_id is None:
-        return embedder_for(ctx, spec.model or "", spec), None
+        return embedder_for(ctx, spec.model or "", spec, spec.precision), None
     with ctx.factory() as session:
         row = repos.get_or_404(session, IndexRow, spec.index_id, "index")
         built = session.get(JobRow, row.job_id) if row.job_id else None
         model, path, kind = row.model, row.path, row.kind
     options = {k: v for k, v in (built.spec if built else {}).items() if k in ENCODING}
     encoding = EncodingOptions(**{**options, "batch_size": spec.batch_size})
-    return embedder_for(ctx, model, encoding), open_index(path, kind)
+    return embedder_for(ctx, model, encoding, spec.precision), open_index(path, kind)
 
 
 def _rerank(

@@ -27,6 +27,7 @@ from core.indexing.token_index import KIND as TOKEN_KIND
 from core.indexing.token_index import TokenIndex, check_budget
 from core.jobs import lifecycle
 from core.jobs.common import (
+    EncodePrecision,
     EncodingOptions,
     Id,
     ModelRef,
@@ -62,6 +63,7 @@ class IndexJobSpec(EncodingOptions):
         ge=1,
         description="A larger corpus is encoded in shards of this many documents, in parallel.",
     )
+    precision: EncodePrecision = "fp32"
 
 
 class IndexJob(SpecModel):
@@ -102,7 +104,7 @@ def plan(session: Session, job: JobRow, spec: IndexJobSpec) -> list[JobRow]:
     shards = _shards(session, spec)
     if not shards:
         return []
-    options = spec.model_dump(include=set(EncodingOptions.model_fields))
+    options = spec.model_dump(include={*EncodingOptions.model_fields, "precision"})
     children = []
     for shard in range(shards):
         child_spec = encode.Spec(
@@ -125,7 +127,7 @@ def plan(session: Session, job: JobRow, spec: IndexJobSpec) -> list[JobRow]:
 
 def run(ctx: JobContext, spec: IndexJobSpec) -> dict[str, Any]:
     ds = dataset_of(ctx, spec.dataset_id)
-    embedder = embedder_for(ctx, spec.model, spec)
+    embedder = embedder_for(ctx, spec.model, spec, spec.precision)
     ctx.progress(0.05, stage="loaded model", force=True)
     if isinstance(embedder, MultiVectorEmbedder):
         return _token_index(ctx, spec, ds, embedder)
@@ -156,6 +158,7 @@ def run(ctx: JobContext, spec: IndexJobSpec) -> dict[str, Any]:
         "dim": index.dim,
         "kind": index.spec.kind,
         "recall_at_10": index.quality["recall_at_10"],  # against exact search, at build time
+        "precision": embedder.precision,
     }
 
 

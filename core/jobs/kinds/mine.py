@@ -55,10 +55,11 @@ class MineJobSpec(EncodingOptions):
         "or above the query's positives (twice the negatives are mined, then filtered).",
     )
     rerank_margin: float = Field(0.05, ge=0, lt=1, description="Relative to the positive.")
-    precision: Literal["fp32", "int8"] = Field(
+    precision: Literal["fp32", "int8", "fp16", "bf16"] = Field(
         "fp32",
         description="int8: candidates mined with the model's int8 transformer (ONNX Runtime), "
-        "once a quantize job measured its loss within the limits.",
+        "once a quantize job measured its loss within the limits. fp16/bf16: on a CUDA GPU, "
+        "else fp32 with an event saying why.",
     )
 
 

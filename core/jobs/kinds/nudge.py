@@ -13,6 +13,7 @@ from core.evaluation.metrics import HEADLINE_METRICS
 from core.indexing.faiss_index import IndexSpec, VectorIndex
 from core.jobs import lifecycle
 from core.jobs.common import (
+    EncodePrecision,
     EncodingOptions,
     Id,
     ModelRef,
@@ -63,6 +64,7 @@ class NudgeJobSpec(EncodingOptions):
         None, min_length=1, max_length=1000, description="Candidate steps; None: default grid."
     )
     kind: Literal["flat", "ivf", "hnsw", "auto"] = "flat"
+    precision: EncodePrecision = "fp32"
 
     @model_validator(mode="after")
     def _one_model(self) -> NudgeJobSpec:
@@ -109,7 +111,7 @@ def run(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
 
     model = spec.model or model_of_job(ctx, spec.model_from_job or "", param="model_from_job")
     ds = dataset_of(ctx, spec.dataset_id)
-    embedder = embedder_for(ctx, model, spec)
+    embedder = embedder_for(ctx, model, spec, spec.precision)
     ctx.progress(0.05, stage="loaded model", force=True)
     result = run_nudge(
         ds,
@@ -131,6 +133,7 @@ def run(ctx: JobContext, spec: NudgeJobSpec) -> dict[str, Any]:
         "index_id": index_id,
         "model": model,
         "variant": spec.variant,
+        "precision": getattr(embedder, "precision", "fp32"),
         **tuning,
         "num_documents": summary.num_documents,
         "val": {"before": summary.val_before, "after": summary.val_after},
