@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import UploadFile, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import replayed
 from api.schemas.datasets import DatasetRead
@@ -78,6 +79,6 @@ async def receive_files(files: list[UploadFile], staging: Path, settings: Settin
                 digest.update(chunk)
                 out.write(chunk)
         if is_archive(relative.name):
-            extract_archive(target, staging / "extracted")
+            await run_in_threadpool(extract_archive, target, staging / "extracted")
             target.unlink()
     return digest.hexdigest()

@@ -58,11 +58,10 @@ async def upload_documents(
     ``stats.ingest.skipped`` with their reason (422 ``no_documents`` when none can)."""
     spec = ChunkSpec(max_tokens, overlap_tokens)
 
-    async def ingest(staging: Path) -> DatasetRow:
+    def ingest_sync(staging: Path) -> DatasetRow:
         location = check_model(session, model, Submission(principal.project_id))
         chunker = documents.chunker_for(settings, location, spec, allow_paths=location != model)
-        return await run_in_threadpool(
-            documents.ingest_upload,
+        return documents.ingest_upload(
             session,
             settings=settings,
             staging=staging,
@@ -70,6 +69,9 @@ async def upload_documents(
             name=name,
             chunker=chunker,
         )
+
+    async def ingest(staging: Path) -> DatasetRow:  # loading a tokenizer must not stall the loop
+        return await run_in_threadpool(ingest_sync, staging)
 
     return await dataset_from_upload(
         files,

@@ -5,16 +5,42 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from core.services import datasets as catalog
 from core.settings import Settings
 from tests.api.conftest import beir_files
 from tests.conftest import REDIS, create_key
+
+
+def test_an_upload_being_validated_does_not_stall_other_requests(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    """Validation runs off the event loop: /healthz answers while an upload is held in it."""
+    entered, release = threading.Event(), threading.Event()
+    register = catalog.register_dataset
+
+    def held(*args, **kwargs):
+        entered.set()
+        release.wait(60)
+        return register(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "register_dataset", held)
+    with ThreadPoolExecutor(2) as pool:
+        upload = pool.submit(client.post, "/v1/datasets", files=beir_files(), data={"name": "h"})
+        try:
+            assert entered.wait(30)
+            assert pool.submit(client.get, "/healthz").result(timeout=20).status_code == 200
+        finally:
+            release.set()
+        assert upload.result(timeout=60).status_code == 201
 
 
 def test_upload_beir_files_is_validated_and_described(client: TestClient, settings: Settings):
