@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# The CPU torch wheel first, so that no dependency pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	# tests/ui drive the distribution's Chromium; without one, Playwright fetches its own.
+	[ -x "$${EMBEDTUNE_CHROMIUM:-/usr/bin/chromium}" ] || timeout 600 $(VENV)/bin/playwright install chromium \
+	  || echo "no Chromium for tests/ui: apt-get install chromium" >&2
 	touch $@
 
 install: $(VENV)/.installed

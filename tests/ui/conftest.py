@@ -24,7 +24,7 @@ from core.settings import Settings
 from tests.conftest import REDIS, REPO, SAMPLE, create_key
 from tests.e2e.conftest import process_env, reconciler, tiny_ref, worker  # noqa: F401
 
-CHROMIUM = Path(os.environ.get("EMBEDTUNE_CHROMIUM", "/usr/bin/chromium"))
+SYSTEM_CHROMIUM = Path(os.environ.get("EMBEDTUNE_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(os.environ.get("EMBEDTUNE_UI_SCREENSHOTS", REPO / "var" / "ui-screenshots"))
 READY_TIMEOUT_S = 60
 
@@ -146,9 +146,16 @@ def small_id(client: httpx.Client) -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        # The distribution's Chromium, else the one `playwright install chromium` fetched.
+        found = [
+            p for p in (SYSTEM_CHROMIUM, Path(playwright.chromium.executable_path)) if p.exists()
+        ]
+        assert found, (
+            f"no Chromium: {SYSTEM_CHROMIUM} is missing (apt-get install -y chromium) and "
+            "Playwright has none (.venv/bin/playwright install chromium)"
+        )
+        launched = playwright.chromium.launch(executable_path=str(found[0]), headless=True)
         yield launched
         launched.close()
 
