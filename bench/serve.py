@@ -11,6 +11,10 @@ and against infinity-emb serving the same local model directory; in-process
 With ``--rerank DIR`` it measures /v1/rerank instead: pairs/s for 1 query x 100 passages at
 concurrency 1 and 8, ours and infinity-emb's serving the same cross-encoder directory.
 
+With ``--int8`` our API also serves the model opted in to int8 (``EMBEDTUNE_SERVE_INT8_MODELS``)
+after measuring it as the quantize job does (cosine to fp32 on corpus documents, nDCG@10 change
+on the packaged SciFact sample's test split); both of our servers run in the same run.
+
 With ``--stall`` it measures only short-query latency (c=1) alone and while a second connection
 sends 8 MB inputs back to back: refused (413) and with ``"truncate": true``.
 
@@ -40,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from core.serving.quantize import Int8Quality
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "scifact-sample"
@@ -223,14 +229,33 @@ def running(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Iter
         process.wait(timeout=60)
 
 
+def measured_int8(data_dir: Path) -> Int8Quality:
+    """The model's int8 export and its quality figures, stored where a server on ``data_dir``
+    reads them (the quantize job's measurement, on the packaged SciFact sample)."""
+    from core.datasets.io import load_dataset
+    from core.models.embedder import load_embedder
+    from core.serving.quantize import measure_int8, save_quality
+    from core.serving.runtime import with_runtime
+    from core.settings import Settings
+
+    onnx_dir = Settings(data_dir=data_dir).onnx_dir
+    fp32 = load_embedder(MODEL)
+    quality = measure_int8(load_dataset(SAMPLE), fp32, with_runtime(fp32, onnx_dir, "int8"), "test")
+    save_quality(onnx_dir, quality)
+    return quality
+
+
 @contextmanager
-def embedtune(port: int, workdir: Path, reranker: Path | None = None) -> Iterator[Server]:
+def embedtune(
+    port: int, workdir: Path, reranker: Path | None = None, *, int8: bool = False
+) -> Iterator[Server]:
     """Our API: SQLite under ``workdir``, migrated, with an inference key and no rate limit;
-    with ``reranker`` that directory is served as ``reranker`` on /v1/rerank."""
+    with ``reranker`` that directory is served as ``reranker`` on /v1/rerank; with ``int8`` the
+    model is served at int8 (opted in, measured first)."""
     from core.services.keys import create_key
     from core.store.db import make_engine, make_session_factory, transaction, upgrade
 
-    (workdir / "var").mkdir()
+    (workdir / "var").mkdir(parents=True)
     if reranker is not None:
         shutil.copytree(reranker, workdir / "var" / "models" / "reranker")
     db_url = f"sqlite:///{workdir / 'var' / 'embedtune.db'}"
@@ -242,6 +267,9 @@ def embedtune(port: int, workdir: Path, reranker: Path | None = None) -> Iterato
         "EMBEDTUNE_RATE_LIMIT_BURST": "1000000000",
         "HF_HUB_OFFLINE": "1",
     }
+    if int8:
+        env["EMBEDTUNE_SERVE_INT8_MODELS"] = json.dumps([MODEL])
+        print(f"int8: {measured_int8(workdir / 'var').describe()}", flush=True)
     upgrade(db_url)
     with transaction(make_session_factory(make_engine(db_url))) as session:
         key = create_key(session, name="bench", role="inference")
@@ -384,6 +412,7 @@ def main() -> None:
     parser.add_argument("--batch-concurrency", type=int, default=4, help="for 32-text requests")
     parser.add_argument("--infinity", default="/tmp/infinity-venv/bin/infinity_emb")
     parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--int8", action="store_true", help="also serve the model at int8")
     parser.add_argument("--stall", action="store_true", help="only the large-input figure")
     parser.add_argument("--rerank", type=Path, help="a reranker directory: /v1/rerank only")
     args = parser.parse_args()
@@ -415,9 +444,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()
-        with embedtune(port, workdir) as server:
+        with embedtune(port, workdir / "fp32") as server:
             print("embedtune:", flush=True)
             ours = measure(server, port, loads, pools, args.seconds)
+        int8 = None
+        if args.int8:
+            with embedtune(port := free_port(), workdir / "int8", int8=True) as server:
+                print("embedtune, int8:", flush=True)
+                int8 = measure(server, port, loads, pools, args.seconds)
         theirs = None
         if not args.skip_infinity and Path(args.infinity).exists():
             port = free_port()
@@ -427,6 +461,9 @@ def main() -> None:
         elif not args.skip_infinity:
             print(f"infinity-emb not found at {args.infinity}; see this file's docstring")
     print(table(loads, ours, theirs, local))
+    if int8:
+        print("the same with the model served at int8 (EMBEDTUNE_SERVE_INT8_MODELS):")
+        print(table(loads, int8, theirs, local))
     print(f"in-process SentenceTransformer.encode of one short text alone: p50 {local[0]:.1f} ms")
     print(TARGETS)
 
