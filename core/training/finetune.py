@@ -103,6 +103,9 @@ def run_finetune(
         best_step=run.best_step,
         rounds=rounds,
     )
+    if note := regression_note(before, result.metrics_after, val):
+        reporter.on_event(note)
+        logger.warning(note)
     write_card(result, spec, dataset, splits, output_dir)
     write_history(result, spec, output_dir)
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
@@ -110,6 +113,18 @@ def run_finetune(
         shutil.rmtree(output_dir / f"round-{number}", ignore_errors=True)
     reporter.on_event(f"model written to {output_dir}")
     return result
+
+
+def regression_note(
+    before: dict[str, float], after: dict[str, float], split: str | None, metric: str = "ndcg@10"
+) -> str | None:
+    """A warning when the tuned model scores below the base model on the validation split."""
+    if metric not in before or metric not in after or after[metric] >= before[metric]:
+        return None
+    return (
+        f"validation {metric} on '{split}' fell from {before[metric]:.4f} (base model) to "
+        f"{after[metric]:.4f}: the tuned model is worse than the base; do not deploy it as is"
+    )
 
 
 def _train_round(

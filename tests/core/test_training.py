@@ -323,3 +323,13 @@ def test_cli_splits_mines_trains_and_prints_before_after(
     assert "held out" in out.stderr and "mined" in out.stderr
     assert "before" in out.stdout and "ndcg@10" in out.stdout
     assert (tmp_path / "model" / "embedtune.json").is_file()
+
+
+def test_a_tuned_model_worse_than_the_base_on_validation_is_called_out():
+    from core.training.finetune import regression_note
+
+    note = regression_note({"ndcg@10": 0.9886}, {"ndcg@10": 0.9857}, "val")
+    assert note is not None
+    assert "fell from 0.9886 (base model) to 0.9857" in note and "do not deploy" in note
+    assert regression_note({"ndcg@10": 0.5}, {"ndcg@10": 0.5}, "val") is None
+    assert regression_note({}, {"ndcg@10": 0.5}, None) is None  # no validation split
