@@ -6,7 +6,11 @@ time of each and the agreement of the negative sets: mean Jaccard per query and 
 int8 negatives that fp32 also mined. With ``--max-docs`` the corpus is the first N documents
 plus every document the split judges.
 
+With the default ``random`` sampling a negative is drawn from ranks 10-100, so two rankings
+that differ slightly draw different sets; ``--sampling top`` shows the ranking's agreement.
+
     python bench/mine_precision.py [--dataset ../shared/datasets/scifact] [--max-docs N]
+        [--sampling random|top]
 """
 
 from __future__ import annotations
@@ -32,11 +36,17 @@ def main() -> None:
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--split", default="train")
     parser.add_argument("--max-docs", type=int, default=0, help="0: the whole corpus")
+    parser.add_argument(
+        "--sampling",
+        choices=("random", "top"),
+        default="random",
+        help="top: the nearest candidates, so the sets differ only where the rankings do",
+    )
     args = parser.parse_args()
 
     ds = corpus_subset(load_dataset(args.dataset), args.split, args.max_docs)
     fp32 = load_embedder(args.model)
-    spec = replace(MiningSpec(), split=args.split)
+    spec = replace(MiningSpec(), split=args.split, sampling=args.sampling)
     with tempfile.TemporaryDirectory() as tmp:
         int8 = with_runtime(fp32, Path(tmp), "int8")
         mined, seconds = {}, {}
@@ -52,7 +62,7 @@ def main() -> None:
         shared, total = shared + len(a & b), total + len(b)
     print(
         f"dataset {args.dataset.name} [{args.split}]: {len(queries)} queries, "
-        f"{len(ds.corpus)} documents; model {args.model}"
+        f"{len(ds.corpus)} documents; model {args.model}; sampling {args.sampling}"
     )
     print(
         f"mining seconds: fp32 {seconds['fp32']:.1f}, int8 {seconds['int8']:.1f} "

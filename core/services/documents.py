@@ -3,6 +3,7 @@ upload into a stored corpus, and synthesis wired to the deployment's model and L
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def run_synthesis(
             on_answer=on_usage
             or ((lambda d, t, _: progress("ask_llm", d, t)) if progress else None),
         )
-    ranker = None
+    started, ranker = time.monotonic(), None
     if spec.round_trip_k > 0 and embedder is not None:
         ranker = base_model_ranker(
             embedder,
@@ -123,6 +124,7 @@ def run_synthesis(
             progress=progress,
         )
     ds, report = synthesize(corpus, spec, ranker=ranker, llm=llm, user_test=user_test)
+    report.seconds = time.monotonic() - started  # with the round trip's corpus encode
     if llm is not None:
         report.llm = {**llm.usage.as_dict(), "model": llm.endpoint.model}
     return ds, report
