@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import UploadFile, status
@@ -23,8 +23,9 @@ from core.settings import Settings
 from core.store.tables import DatasetRow
 
 CHUNK = 1 << 20
-Store = Callable[[Path], Awaitable[DatasetRow]]
-"""Stores the upload in a staging folder as a dataset row (not yet committed)."""
+Store = Callable[[Path], DatasetRow]
+"""Stores the upload in a staging folder as a dataset row (not yet committed); it runs in the
+thread pool, so validating, loading a tokenizer or chunking never stalls the event loop."""
 
 
 async def dataset_from_upload(
@@ -47,7 +48,7 @@ async def dataset_from_upload(
         if stored is not None:
             return replayed(stored)
         try:
-            row = await store(staging)
+            row = await run_in_threadpool(store, staging)
             session.commit()
         except BaseException:
             guard.release()

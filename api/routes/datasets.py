@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import DatasetDep, GuardDep, IdempotencyKey, SessionDep, SettingsDep
 from api.schemas.common import ERROR_RESPONSES, MAX_OFFSET
@@ -61,9 +60,8 @@ async def upload_dataset(
     read in a particular way (unused columns, dropped rows) is in ``stats.warnings``."""
     options = ReadOptions(parse_columns(columns), drop_empty=drop_empty, tsv_quotes=tsv_quotes)
 
-    async def register(staging: Path) -> DatasetRow:
-        return await run_in_threadpool(  # validating a large file must not stall the loop
-            catalog.register_dataset,
+    def register(staging: Path) -> DatasetRow:
+        return catalog.register_dataset(
             session,
             settings=settings,
             staging=staging,

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import GuardDep, IdempotencyKey, SessionDep, SettingsDep
 from api.schemas.common import ERROR_RESPONSES
@@ -58,7 +57,7 @@ async def upload_documents(
     ``stats.ingest.skipped`` with their reason (422 ``no_documents`` when none can)."""
     spec = ChunkSpec(max_tokens, overlap_tokens)
 
-    def ingest_sync(staging: Path) -> DatasetRow:
+    def ingest(staging: Path) -> DatasetRow:
         location = check_model(session, model, Submission(principal.project_id))
         chunker = documents.chunker_for(settings, location, spec, allow_paths=location != model)
         return documents.ingest_upload(
@@ -69,9 +68,6 @@ async def upload_documents(
             name=name,
             chunker=chunker,
         )
-
-    async def ingest(staging: Path) -> DatasetRow:  # loading a tokenizer must not stall the loop
-        return await run_in_threadpool(ingest_sync, staging)
 
     return await dataset_from_upload(
         files,

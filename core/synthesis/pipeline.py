@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ class SynthesisReport:
     removed: dict[str, int] = field(default_factory=dict)  # per filter, in order
     kept_after: dict[str, int] = field(default_factory=dict)  # candidates left after each
     splits: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole step, base-model encode included (set by its service)
     llm: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,7 +55,6 @@ def synthesize(
 
     ``ranker`` is the base model's retrieval for the round-trip filter (needed when
     ``spec.round_trip_k`` > 0); ``llm`` is needed when ``"llm"`` is a generator."""
-    started = time.monotonic()
     corpus = corpus_ds.corpus
     if not corpus:
         raise InvalidInput(
@@ -99,5 +97,4 @@ def synthesize(
             code="no_queries",
             param="generators",
         )
-    report.seconds = time.monotonic() - started
     return ds, report
