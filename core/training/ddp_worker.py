@@ -16,7 +16,13 @@ import torch
 import torch.distributed as dist
 
 from core.errors import CoreError
-from core.training.distributed import CANCEL_FLAG, EVENT_PREFIX, Bundle, DistributedRun
+from core.training.distributed import (
+    CANCEL_FLAG,
+    EVENT_PREFIX,
+    RANK_LOG,
+    Bundle,
+    DistributedRun,
+)
 
 
 class PipeReporter:
@@ -54,11 +60,24 @@ def cancel_check(flag: Path):
     return check
 
 
+def quiet_other_ranks(rank: int, work: Path) -> None:
+    """Every rank but 0 writes its output to ``work/rank-N.log``: on the shared pipe a progress
+    bar's unfinished line would run into one of rank 0's messages and hide it."""
+    if rank == 0:
+        return
+    log = os.open(work / RANK_LOG.format(rank=rank), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(log, stream.fileno())
+    os.close(log)
+
+
 def main(work: Path) -> int:
     from core.training.finetune import save_trained, start_transformer
     from core.training.st_trainer import train_st
 
     rank = int(os.environ.get("RANK", "0"))
+    quiet_other_ranks(rank, work)
     with open(work / "bundle.pkl", "rb") as f:
         bundle: Bundle = pickle.load(f)  # written by the parent job for its own ranks
     reporter = PipeReporter(rank)

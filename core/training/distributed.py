@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 BUNDLE = "ddp"
 EVENT_PREFIX = "@@embedtune "  # rank 0's stdout lines that carry a reporter call or the result
 CANCEL_FLAG = "cancel"
+RANK_LOG = "rank-{rank}.log"  # the output of every rank but 0, beside the bundle
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,17 @@ def train_distributed(
     watcher.start()
     result: dict[str, Any] | None = None
     tail: list[str] = []
-    for message in _messages(process.stdout, tail):
-        result = _dispatch(message, reporter) or result
-    code = process.wait()
-    if result is None or "error" in result:
-        raise _error(result, code, tail)
+    try:
+        for message in _messages(process.stdout, tail):
+            result = _dispatch(message, reporter) or result
+        code = process.wait()
+        if result is None or "error" in result:
+            raise _error(result, code, tail[-5:] + _rank_logs(work))
+    finally:
+        if process.poll() is None:  # the reporter failed: torchrun stops its ranks on SIGTERM
+            process.terminate()
+            process.wait()
+        shutil.rmtree(work, ignore_errors=True)  # the bundle holds the dataset: not model files
     return DistributedRun(**result["run"])
 
 
@@ -136,13 +144,24 @@ def _watch_cancel(process: subprocess.Popen, should_cancel: CancelCheck | None, 
 
 
 def _messages(stream: Any, tail: list[str]) -> Iterator[dict[str, Any]]:
-    """Rank 0's messages; every other line goes to the log (the last 40 kept for an error)."""
+    """Rank 0's messages, also where an unfinished line (a progress bar) ran into one; every
+    other line goes to the log (the last 40 kept for an error)."""
     for line in stream:
-        if line.startswith(EVENT_PREFIX):
-            yield json.loads(line[len(EVENT_PREFIX) :])
-            continue
-        logger.debug("ddp: %s", line.rstrip())
-        tail[:] = [*tail[-39:], line.rstrip()]
+        before, prefix, message = line.partition(EVENT_PREFIX)
+        if text := before.strip():
+            logger.debug("ddp: %s", text)
+            tail[:] = [*tail[-39:], text]
+        if prefix:
+            yield json.loads(message)
+
+
+def _rank_logs(work: Path) -> list[str]:
+    """The last lines the other ranks wrote, for an error nobody reported."""
+    lines: list[str] = []
+    for log in sorted(work.glob(RANK_LOG.format(rank="*"))):
+        last = log.read_text(errors="replace").splitlines()[-5:]
+        lines += [f"{log.stem}: {line}" for line in last]
+    return lines
 
 
 def _dispatch(message: dict[str, Any], reporter: Reporter) -> dict[str, Any] | None:
@@ -154,11 +173,12 @@ def _dispatch(message: dict[str, Any], reporter: Reporter) -> dict[str, Any] | N
 
 
 def _error(result: dict[str, Any] | None, code: int, tail: list[str]) -> Exception:
-    """The rank's own error class when it was a domain error, else what its output said."""
+    """The rank's own error class when it was a domain error, else what the ranks' last
+    lines (``tail``) said."""
     if result is not None:
         found = result["error"]
         kind = getattr(errors, found["type"], None)
         if isinstance(kind, type) and issubclass(kind, errors.CoreError):
             return kind(found["message"], param=found.get("param"))
         return RuntimeError(f"DDP training failed: {found['type']}: {found['message']}")
-    return RuntimeError(f"DDP training exited {code}: " + " | ".join(tail[-5:]))
+    return RuntimeError(f"DDP training exited {code}: " + " | ".join(tail))

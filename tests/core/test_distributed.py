@@ -16,6 +16,7 @@ from core.datasets.model import RetrievalDataset
 from core.errors import Cancelled, InvalidInput
 from core.models.embedder import load_embedder
 from core.training import FinetuneSpec, run_finetune
+from core.training.distributed import BUNDLE, EVENT_PREFIX, _messages
 from tests.core.test_training import TEXTS, Recorder
 
 
@@ -75,6 +76,7 @@ def test_two_processes_sharing_the_batch_train_as_one(
     np.testing.assert_allclose([s[2] for s in two.steps], [s[2] for s in one.steps], rtol=1e-4)
     assert one.steps[-1][2] < one.steps[0][2]  # it learned, so the match is not trivial
     assert [p[:2] for p in two.progress if p[0] == "train"][-1] == ("train", 6)
+    assert not (tmp_path / "two" / BUNDLE).exists()  # the pickled dataset is not a model file
     vectors = [load_embedder(str(tmp_path / n)).encode(TEXTS, "query") for n in ("one", "two")]
     np.testing.assert_allclose(vectors[1], vectors[0], atol=1e-5)
 
@@ -110,3 +112,14 @@ def test_a_ranks_domain_error_reaches_the_job_as_itself(
     with pytest.raises(InvalidInput) as caught:
         replace(spec, processes=3)
     assert caught.value.param == "batch_size"
+
+
+def test_a_message_behind_another_ranks_unfinished_progress_bar_still_arrives() -> None:
+    event = {"call": "on_event", "args": ["resuming from checkpoint-4"]}
+    lines = [
+        "\rLoading weights:   0%|          | 0/39" + EVENT_PREFIX + json.dumps(event) + "\n",
+        "Loading weights: 100%|##########| 39/39\n",
+    ]
+    tail: list[str] = []
+    assert list(_messages(iter(lines), tail)) == [event]
+    assert tail == [line.strip() for line in ("\rLoading weights:   0%|          | 0/39", lines[1])]
