@@ -11,8 +11,9 @@ that differ slightly draw different sets; ``--sampling top`` shows the ranking's
 
 With ``--finetune`` the split's queries are first divided as the fine-tune job divides them
 (80% train, 20% validation, seed 0), only the train part is mined, and each mined set then
-trains a full fine-tune (``run_finetune``, checkpoint chosen on the validation part) whose
-test-split nDCG@10 is printed beside the base model's.
+trains a full fine-tune (``run_finetune``, checkpoint chosen on the validation part) into
+``--output``/fp32 and ``--output``/int8, whose test-split nDCG@10 is printed beside the base
+model's.
 
     python bench/mine_precision.py [--dataset ../shared/datasets/scifact] [--max-docs N]
         [--sampling random|top] [--finetune [--epochs 1] [--max-length 128]]
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--finetune", action="store_true", help="train on each mined set")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--output", type=Path, default=Path("var/mine-precision"))
     args = parser.parse_args()
 
     ds = corpus_subset(load_dataset(args.dataset), args.split, args.max_docs)
@@ -103,19 +105,17 @@ def compare_finetunes(
     )
     test = EvalSpec(split="test")
     print(f"test nDCG@10: base {evaluate(ds, base, test).metrics['ndcg@10']:.4f}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, negatives in mined.items():
-            t0 = time.perf_counter()
-            out = Path(tmp) / name
-            run = run_finetune(spec, replace(ds, negatives=negatives), out, val_split="val")
-            tuned = evaluate(ds, load_embedder(str(out)), test).metrics["ndcg@10"]
-            print(
-                f"fine-tuned on {name}-mined negatives: test nDCG@10 {tuned:.4f}, validation "
-                f"{run.metrics_before.get('ndcg@10', 0):.4f} -> "
-                f"{run.metrics_after.get('ndcg@10', 0):.4f}, "
-                f"{time.perf_counter() - t0:.0f} s",
-                flush=True,
-            )
+    for name, negatives in mined.items():
+        t0 = time.perf_counter()
+        out = args.output / name
+        run = run_finetune(spec, replace(ds, negatives=negatives), out, val_split="val")
+        tuned = evaluate(ds, load_embedder(str(out)), test).metrics["ndcg@10"]
+        print(
+            f"fine-tuned on {name}-mined negatives ({out}): test nDCG@10 {tuned:.4f}, "
+            f"validation {run.metrics_before.get('ndcg@10', 0):.4f} -> "
+            f"{run.metrics_after.get('ndcg@10', 0):.4f}, {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
