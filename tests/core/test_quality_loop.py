@@ -194,10 +194,14 @@ def test_a_two_round_finetune_records_both_rounds(
 def test_an_adapter_trains_on_in_batch_negatives_alone(
     spec: FinetuneSpec, small: RetrievalDataset, tmp_path: Path
 ) -> None:
-    """The recipe search may propose 0 hard negatives: the adapter then trains in-batch."""
+    """The recipe search may propose 0 hard negatives: the adapter then trains in-batch.
+    The tiny random model's rankings are too flat for its validation nDCG to be the check (the
+    base scored 0.06 alone and 0.16 inside the suite): its in-batch loss must fall."""
     adapter = replace(spec, method="adapter", num_hard_negatives=0)
     result = run_finetune(adapter, small, tmp_path / "model")
-    assert result.metrics_after["ndcg@10"] > result.metrics_before["ndcg@10"]
+    losses = [entry["loss"] for entry in result.history if "loss" in entry]
+    assert len(losses) >= 3 and losses[-1] < 0.8 * losses[0]
+    assert (tmp_path / "model" / "embedtune.json").is_file()
 
 
 def test_rounds_need_a_method_and_loss_that_mine() -> None:
