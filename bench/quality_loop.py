@@ -31,10 +31,21 @@ from core.models.embedder import Embedder, load_embedder
 from core.nudge import NudgeSpec, run_nudge
 from core.training import FinetuneSpec, run_finetune
 from core.training.merge import BaseVectors, MergeSpec, SharedDocuments, run_merge
-from core.training.recipe_search import SearchSpec, search_recipe
+from core.training.recipe_search import SEARCHABLE, SearchSpec, search_recipe
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-STAGES = ("base", "adapter", "rounds", "merge", "merge-strict", "nudge", "search", "full", "table")
+STAGES = (
+    "base",
+    "adapter",
+    "rounds",
+    "merge",
+    "merge-strict",
+    "nudge",
+    "search",
+    "full-search",
+    "full",
+    "table",
+)
 
 
 class Loop:
@@ -145,10 +156,14 @@ def stage_merge(
     )
 
 
-def stage_nudge(loop: Loop, name: str, source: str | None, shared_docs: bool) -> None:
-    if loop.done(name) or (source and not (loop.out / source).is_dir()):
+def stage_nudge(
+    loop: Loop, name: str, source: str | None, shared_docs: bool, folder: str | None = None
+) -> None:
+    """NUDGE-N on the base or on ``source``'s model (in ``folder``, by default its name)."""
+    path = loop.out / (folder or source or "")
+    if loop.done(name) or (source and not path.is_dir()):
         return
-    embedder = loop.model(loop.out / source, shared_docs) if source else loop.base
+    embedder = loop.model(path, shared_docs) if source else loop.base
     began = time.perf_counter()
     shared = isinstance(embedder, SharedDocuments)
     result = run_nudge(loop.ds, embedder, NudgeSpec(), cache=None if shared else loop.cache)
@@ -162,7 +177,8 @@ def stage_nudge(loop: Loop, name: str, source: str | None, shared_docs: bool) ->
 def stage_search(loop: Loop, name: str, base: FinetuneSpec, shared_docs: bool) -> None:
     if loop.done(name):
         return
-    budget = SearchSpec(trials=loop.args.trials, minutes=loop.args.minutes)
+    params = tuple(loop.args.search_params.split(","))
+    budget = SearchSpec(trials=loop.args.trials, minutes=loop.args.minutes, params=params)
     result = search_recipe(
         base,
         loop.train,
@@ -177,6 +193,23 @@ def stage_search(loop: Loop, name: str, base: FinetuneSpec, shared_docs: bool) -
     model = loop.model(result.model_dir, shared_docs)
     loop.score(name, model, cost, val=result.value, recipe=result.params, trials=trials)
     (loop.out / f"{name}.recipe.json").write_text(json.dumps(result.params), "utf-8")
+
+
+def stage_remine(loop: Loop, name: str, source: str, base: FinetuneSpec) -> None:
+    """A second round after a search: mine with its best model, train it again on its recipe."""
+    recipe_file = loop.out / f"{source}.recipe.json"
+    if loop.done(name) or not recipe_file.is_file():
+        return
+    recipe = json.loads(recipe_file.read_text("utf-8"))
+    start = loop.out / source / "model"
+    spec = replace(base, **recipe, base_model=str(start))
+    path, info = loop.finetune(name, spec)
+    result = info["result"]
+    cost = {"seconds": info["seconds"], "corpus_encodes": 1}
+    before, after = loop.rows[source]["val"], result.metrics_after["ndcg@10"]
+    loop.score(
+        name, loop.model(path, False), cost, val=after, remined={"from": source, "val": before}
+    )
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
@@ -208,6 +241,9 @@ def _how(row: dict[str, Any]) -> str:
         return f"{len(row['trials'])} trials; " + ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["recipe"].items()
         )
+    if "remined" in row:
+        source = row["remined"]
+        return f"round 2 from {source['from']}: val {source['val']:.4f} → {row['val']:.4f}"
     if len(row.get("rounds", [])) > 1:
         return "rounds: val " + " → ".join(f"{r['val']:.4f}" for r in row["rounds"])
     return ""
@@ -224,6 +260,8 @@ def main() -> None:
     parser.add_argument("--cache", default="var/cache/embeddings")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--search-params", default=",".join(SEARCHABLE))
+    parser.add_argument("--full-epochs", type=float, default=3.0, help="full fine-tunes' epochs")
     parser.add_argument("--max-forgetting", type=float, default=0.005)
     args = parser.parse_args()
     loop = Loop(args)
@@ -251,8 +289,14 @@ def main() -> None:
             stage_search(loop, "adapter-search", adapter, shared_docs=True)
         elif stage == "table":
             print(table(loop.rows))
+        elif stage == "full-search":  # the search over full fine-tunes, then a round 2
+            full = replace(adapter, method="full", epochs=args.full_epochs)
+            stage_search(loop, "full-search", full, shared_docs=False)
+            stage_nudge(loop, "full-search+nudge-n", "full-search", False, "full-search/model")
+            stage_remine(loop, "full-search+remine", "full-search", full)
+            stage_nudge(loop, "full-search+remine+nudge-n", "full-search+remine", False)
         elif stage == "full":
-            full = replace(adapter, method="full", rounds=2)
+            full = replace(adapter, method="full", epochs=args.full_epochs, rounds=2)
             stage_finetune(loop, "full-2rounds", full, shared_docs=False)
             stage_merge(loop, "full-2rounds+merge", "full-2rounds", shared_docs=False)
             stage_nudge(loop, "full-2rounds+nudge-n", "full-2rounds", shared_docs=False)
