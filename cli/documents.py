@@ -74,7 +74,7 @@ def synthesize(
     ] = "sentence-transformers/all-MiniLM-L6-v2",
     generators: Annotated[
         str, typer.Option(help="Comma-separated: title, inverse_cloze, crop, llm.")
-    ] = "title",
+    ] = "inverse_cloze",
     round_trip_k: Annotated[
         int, typer.Option(help="Keep queries whose chunk is in the base model's top k (0: off).")
     ] = 10,

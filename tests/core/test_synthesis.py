@@ -127,7 +127,7 @@ def test_a_users_labeled_test_split_is_kept_and_its_documents_are_not_trained_on
     test = {"u1": {"doc0#0": 1}}
     ds, report = synthesize(
         RetrievalDataset(corpus, queries, {"test": test}),
-        SynthesisSpec(round_trip_k=0),
+        SynthesisSpec(generators=("title",), round_trip_k=0),
         user_test=(queries, test),
     )
     assert ds.qrels["test"] == test and "other" not in ds.queries
