@@ -262,6 +262,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--search-params", default=",".join(SEARCHABLE))
     parser.add_argument("--full-epochs", type=float, default=3.0, help="full fine-tunes' epochs")
+    parser.add_argument(
+        "--full-recipe", type=Path, help="a recipe.json (spec fields) the full-search starts from"
+    )
     parser.add_argument("--max-forgetting", type=float, default=0.005)
     args = parser.parse_args()
     loop = Loop(args)
@@ -290,7 +293,8 @@ def main() -> None:
         elif stage == "table":
             print(table(loop.rows))
         elif stage == "full-search":  # the search over full fine-tunes, then a round 2
-            full = replace(adapter, method="full", epochs=args.full_epochs)
+            recipe = json.loads(args.full_recipe.read_text("utf-8")) if args.full_recipe else {}
+            full = replace(adapter, method="full", **recipe, epochs=args.full_epochs)
             stage_search(loop, "full-search", full, shared_docs=False)
             stage_nudge(loop, "full-search+nudge-n", "full-search", False, "full-search/model")
             stage_remine(loop, "full-search+remine", "full-search", full)
