@@ -43,6 +43,7 @@ STAGES = (
     "nudge",
     "search",
     "full-search",
+    "full-round3",
     "full",
     "table",
 )
@@ -197,11 +198,12 @@ def stage_search(loop: Loop, name: str, base: FinetuneSpec, shared_docs: bool) -
 
 def stage_remine(loop: Loop, name: str, source: str, base: FinetuneSpec) -> None:
     """A second round after a search: mine with its best model, train it again on its recipe."""
-    recipe_file = loop.out / f"{source}.recipe.json"
+    recipe_file = loop.out / f"{source.split('+')[0]}.recipe.json"  # the search's recipe
     if loop.done(name) or not recipe_file.is_file():
         return
     recipe = json.loads(recipe_file.read_text("utf-8"))
-    start = loop.out / source / "model"
+    start = loop.out / source
+    start = start / "model" if (start / "model").is_dir() else start  # a search keeps "model"
     spec = replace(base, **recipe, base_model=str(start))
     path, info = loop.finetune(name, spec)
     result = info["result"]
@@ -271,6 +273,8 @@ def main() -> None:
     adapter = FinetuneSpec(
         method="adapter", base_model=args.model, max_seq_length=args.max_seq_length
     )
+    recipe = json.loads(args.full_recipe.read_text("utf-8")) if args.full_recipe else {}
+    full = replace(adapter, method="full", **recipe, epochs=args.full_epochs)
     for stage in args.stages.split(","):
         if stage == "base":
             stage_base(loop)
@@ -293,15 +297,14 @@ def main() -> None:
         elif stage == "table":
             print(table(loop.rows))
         elif stage == "full-search":  # the search over full fine-tunes, then a round 2
-            recipe = json.loads(args.full_recipe.read_text("utf-8")) if args.full_recipe else {}
-            full = replace(adapter, method="full", **recipe, epochs=args.full_epochs)
             stage_search(loop, "full-search", full, shared_docs=False)
             stage_nudge(loop, "full-search+nudge-n", "full-search", False, "full-search/model")
             stage_remine(loop, "full-search+remine", "full-search", full)
             stage_nudge(loop, "full-search+remine+nudge-n", "full-search+remine", False)
+        elif stage == "full-round3":  # one more re-mined round after full-search's
+            stage_remine(loop, "full-search+remine+remine", "full-search+remine", full)
         elif stage == "full":
-            full = replace(adapter, method="full", epochs=args.full_epochs, rounds=2)
-            stage_finetune(loop, "full-2rounds", full, shared_docs=False)
+            stage_finetune(loop, "full-2rounds", replace(full, rounds=2), shared_docs=False)
             stage_merge(loop, "full-2rounds+merge", "full-2rounds", shared_docs=False)
             stage_nudge(loop, "full-2rounds+nudge-n", "full-2rounds", shared_docs=False)
         else:
