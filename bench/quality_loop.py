@@ -69,6 +69,11 @@ class Loop:
     def done(self, method: str) -> bool:
         return method in self.rows
 
+    def folder(self, method: str) -> Path:
+        """Where ``method``'s model is: a search keeps its best trial in ``model``."""
+        path = self.out / method
+        return path / "model" if (path / "model").is_dir() else path
+
     def model(self, path: Path, shared_docs: bool) -> Embedder:
         """A tuned model; one whose documents are the base's reuses the base vectors."""
         embedder = load_embedder(str(path))
@@ -157,14 +162,11 @@ def stage_merge(
     )
 
 
-def stage_nudge(
-    loop: Loop, name: str, source: str | None, shared_docs: bool, folder: str | None = None
-) -> None:
-    """NUDGE-N on the base or on ``source``'s model (in ``folder``, by default its name)."""
-    path = loop.out / (folder or source or "")
-    if loop.done(name) or (source and not path.is_dir()):
+def stage_nudge(loop: Loop, name: str, source: str | None, shared_docs: bool) -> None:
+    """NUDGE-N on the base or on ``source``'s model."""
+    if loop.done(name) or (source and not loop.folder(source).is_dir()):
         return
-    embedder = loop.model(path, shared_docs) if source else loop.base
+    embedder = loop.model(loop.folder(source), shared_docs) if source else loop.base
     began = time.perf_counter()
     shared = isinstance(embedder, SharedDocuments)
     result = run_nudge(loop.ds, embedder, NudgeSpec(), cache=None if shared else loop.cache)
@@ -196,15 +198,13 @@ def stage_search(loop: Loop, name: str, base: FinetuneSpec, shared_docs: bool) -
     (loop.out / f"{name}.recipe.json").write_text(json.dumps(result.params), "utf-8")
 
 
-def stage_remine(loop: Loop, name: str, source: str, base: FinetuneSpec) -> None:
-    """A second round after a search: mine with its best model, train it again on its recipe."""
-    recipe_file = loop.out / f"{source.split('+')[0]}.recipe.json"  # the search's recipe
+def stage_remine(loop: Loop, name: str, source: str, search: str, base: FinetuneSpec) -> None:
+    """One more round: mine with ``source``'s model, train it again on ``search``'s recipe."""
+    recipe_file = loop.out / f"{search}.recipe.json"
     if loop.done(name) or not recipe_file.is_file():
         return
     recipe = json.loads(recipe_file.read_text("utf-8"))
-    start = loop.out / source
-    start = start / "model" if (start / "model").is_dir() else start  # a search keeps "model"
-    spec = replace(base, **recipe, base_model=str(start))
+    spec = replace(base, **recipe, base_model=str(loop.folder(source)))
     path, info = loop.finetune(name, spec)
     result = info["result"]
     cost = {"seconds": info["seconds"], "corpus_encodes": 1}
@@ -245,7 +245,7 @@ def _how(row: dict[str, Any]) -> str:
         )
     if "remined" in row:
         source = row["remined"]
-        return f"round 2 from {source['from']}: val {source['val']:.4f} → {row['val']:.4f}"
+        return f"re-mined from {source['from']}: val {source['val']:.4f} → {row['val']:.4f}"
     if len(row.get("rounds", [])) > 1:
         return "rounds: val " + " → ".join(f"{r['val']:.4f}" for r in row["rounds"])
     return ""
@@ -298,11 +298,12 @@ def main() -> None:
             print(table(loop.rows))
         elif stage == "full-search":  # the search over full fine-tunes, then a round 2
             stage_search(loop, "full-search", full, shared_docs=False)
-            stage_nudge(loop, "full-search+nudge-n", "full-search", False, "full-search/model")
-            stage_remine(loop, "full-search+remine", "full-search", full)
+            stage_nudge(loop, "full-search+nudge-n", "full-search", shared_docs=False)
+            stage_remine(loop, "full-search+remine", "full-search", "full-search", full)
             stage_nudge(loop, "full-search+remine+nudge-n", "full-search+remine", False)
         elif stage == "full-round3":  # one more re-mined round after full-search's
-            stage_remine(loop, "full-search+remine+remine", "full-search+remine", full)
+            remined = "full-search+remine"
+            stage_remine(loop, f"{remined}+remine", remined, "full-search", full)
         elif stage == "full":
             stage_finetune(loop, "full-2rounds", replace(full, rounds=2), shared_docs=False)
             stage_merge(loop, "full-2rounds+merge", "full-2rounds", shared_docs=False)
